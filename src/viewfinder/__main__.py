@@ -1,0 +1,7 @@
+"""``python -m viewfinder``."""
+
+import sys
+
+from viewfinder.cli import main
+
+sys.exit(main())

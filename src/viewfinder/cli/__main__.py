@@ -1,0 +1,7 @@
+"""``python -m viewfinder.cli``."""
+
+import sys
+
+from viewfinder.cli import main
+
+sys.exit(main())

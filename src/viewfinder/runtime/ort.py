@@ -1,0 +1,130 @@
+"""ONNX Runtime backend."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+from viewfinder.errors import BackendError, ModelError, ProviderError
+from viewfinder.runtime.base import Session, TensorInfo
+
+__all__ = ["PROVIDERS", "OrtSession", "available_providers"]
+
+log = logging.getLogger(__name__)
+
+# Short names accepted by --provider, mapped to ONNX Runtime execution providers.
+PROVIDERS = {
+    "cpu": "CPUExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "tensorrt": "TensorrtExecutionProvider",
+    "openvino": "OpenVINOExecutionProvider",
+    "cann": "CANNExecutionProvider",
+    "coreml": "CoreMLExecutionProvider",
+}
+
+_ORT_TYPES = {
+    "tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
+    "tensor(uint8)": np.uint8, "tensor(int8)": np.int8, "tensor(int32)": np.int32,
+    "tensor(int64)": np.int64, "tensor(bool)": np.bool_,
+}
+
+
+def available_providers() -> list[str]:
+    """Short names of the execution providers this onnxruntime build offers."""
+    import onnxruntime as ort
+
+    have = set(ort.get_available_providers())
+    return [short for short, full in PROVIDERS.items() if full in have]
+
+
+def _info(node) -> TensorInfo:
+    shape = tuple(d if isinstance(d, int) else (d or None) for d in node.shape)
+    return TensorInfo(node.name, shape, np.dtype(_ORT_TYPES.get(node.type, np.float32)))
+
+
+class OrtSession(Session):
+    """An ONNX model on ONNX Runtime with an explicit execution provider.
+
+    Args:
+        path: The ``.onnx`` file.
+        provider: A short name from :data:`PROVIDERS` or ``"auto"`` (best available,
+            logged). A named provider that is missing raises :class:`ProviderError`;
+            it never falls back silently.
+        intra_threads: Intra-op threads (0 = ONNX Runtime's default).
+        inter_threads: Inter-op threads (0 = default).
+        graph_optimization: ``"all"``, ``"extended"``, ``"basic"`` or ``"disable"``.
+    """
+
+    backend = "ort"
+
+    def __init__(
+        self,
+        path: str | Path,
+        provider: str = "cpu",
+        intra_threads: int = 0,
+        inter_threads: int = 0,
+        graph_optimization: str = "all",
+    ) -> None:
+        import onnxruntime as ort
+
+        self.path = str(path)
+        if not Path(path).is_file():
+            raise ModelError(f"{path}: no such model file")
+        chosen = self._choose_provider(provider)
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = intra_threads
+        opts.inter_op_num_threads = inter_threads
+        opts.graph_optimization_level = {
+            "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+            "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+            "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+            "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+        }[graph_optimization]
+        opts.log_severity_level = 3
+        try:
+            self._sess = ort.InferenceSession(self.path, opts, providers=[PROVIDERS[chosen]])
+        except Exception as exc:  # onnxruntime raises its own untyped errors
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelError(f"{path}: not a loadable ONNX model ({first})") from exc
+        self.device = self._sess.get_providers()[0]
+        if self.device != PROVIDERS[chosen]:
+            raise ProviderError(f"{path}: asked for {PROVIDERS[chosen]}, runs on {self.device}")
+        self._inputs = [_info(n) for n in self._sess.get_inputs()]
+        self._outputs = [_info(n) for n in self._sess.get_outputs()]
+
+    @staticmethod
+    def _choose_provider(provider: str) -> str:
+        have = available_providers()
+        if provider == "auto":
+            for short in ("tensorrt", "cuda", "cann", "coreml", "openvino", "cpu"):
+                if short in have:
+                    log.info("provider auto: chose %s (available: %s)", short, ", ".join(have))
+                    return short
+        if provider not in PROVIDERS:
+            raise ProviderError(
+                f"provider {provider!r}: expected one of auto, {', '.join(PROVIDERS)}"
+            )
+        if provider not in have:
+            raise ProviderError(
+                f"provider {provider!r} is not available in this onnxruntime build "
+                f"(available: {', '.join(have)})"
+            )
+        return provider
+
+    @property
+    def inputs(self) -> list[TensorInfo]:
+        return self._inputs
+
+    @property
+    def outputs(self) -> list[TensorInfo]:
+        return self._outputs
+
+    def run(self, feeds: Mapping[str, np.ndarray] | np.ndarray) -> list[np.ndarray]:
+        try:
+            return self._sess.run(None, self._feeds(feeds))
+        except Exception as exc:
+            msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise BackendError(f"{self.path}: inference failed ({msg})") from exc

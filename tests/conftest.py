@@ -1,0 +1,44 @@
+"""Shared fixtures: the real data directory and CLI runner.
+
+Real files come from ``VIEWFINDER_SHARED`` (default ``../shared``) through the
+``shared`` fixture alone; tests that need them skip cleanly when it is absent.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from viewfinder.config import shared_dir
+
+
+@pytest.fixture(scope="session")
+def shared() -> Path:
+    """The shared data directory; skips the test when it is missing."""
+    root = shared_dir()
+    if not (root / "README.md").exists():
+        pytest.skip(f"shared data not found at {root} (set VIEWFINDER_SHARED)")
+    return root
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _models_env(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Point the model directory at shared/models and the cache at a temp dir."""
+    root = shared_dir()
+    os.environ.setdefault("VIEWFINDER_MODELS", str(root / "models"))
+    os.environ["VIEWFINDER_CACHE"] = str(tmp_path_factory.mktemp("vf-cache"))
+
+
+@pytest.fixture()
+def run_cli(capsys: pytest.CaptureFixture[str]):
+    """Run the CLI in-process: ``code, out, err = run_cli("media", "info", path)``."""
+    from viewfinder.cli import main
+
+    def _run(*args: object) -> tuple[int, str, str]:
+        code = main([str(a) for a in args])
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return _run
