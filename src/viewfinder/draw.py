@@ -1,0 +1,93 @@
+"""Drawing results on images (boxes, labels, points) and saving them as PNG/JPEG.
+
+Works on ``(H, W, 3)`` uint8 BGR arrays (OpenCV order) and returns a new array;
+the input is never modified.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+
+from viewfinder.errors import EncodeError, ShapeError
+from viewfinder.fileio import atomic_path
+
+__all__ = ["color_for", "draw_boxes", "draw_points", "save_image"]
+
+# A qualitative palette (BGR), readable on photos.
+_PALETTE = (
+    (56, 56, 255), (151, 157, 255), (31, 112, 255), (29, 178, 255), (49, 210, 207),
+    (10, 249, 72), (23, 204, 146), (134, 219, 61), (52, 147, 26), (187, 212, 0),
+    (168, 153, 44), (255, 194, 0), (147, 69, 52), (255, 115, 100), (236, 24, 0),
+    (255, 56, 132), (133, 0, 82), (255, 56, 203), (200, 149, 255), (199, 55, 255),
+)
+
+
+def color_for(index: int) -> tuple[int, int, int]:
+    """A stable BGR colour for a class or track id."""
+    return _PALETTE[int(index) % len(_PALETTE)]
+
+
+def _canvas(image: np.ndarray) -> np.ndarray:
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    if image.ndim != 3 or image.shape[2] not in (3, 4):
+        raise ShapeError(f"image: expected shape (H, W, 3), got {image.shape}")
+    return np.ascontiguousarray(image[..., :3]).copy()
+
+
+def draw_boxes(
+    image: np.ndarray,
+    boxes: np.ndarray,
+    labels: Sequence[str] | None = None,
+    colors: Sequence[tuple[int, int, int]] | None = None,
+    thickness: int | None = None,
+) -> np.ndarray:
+    """Draw ``(N, 4)`` xyxy boxes with optional text labels; returns a new image."""
+    out = _canvas(image)
+    t = thickness or max(1, round(max(out.shape[:2]) / 500))
+    for i, box in enumerate(np.asarray(boxes, dtype=np.float64).reshape(-1, 4)):
+        color = colors[i] if colors is not None else color_for(0)
+        p1 = (int(round(box[0])), int(round(box[1])))
+        p2 = (int(round(box[2])), int(round(box[3])))
+        cv2.rectangle(out, p1, p2, color, t, cv2.LINE_AA)
+        if labels is not None and labels[i]:
+            scale = 0.4 * t
+            (tw, th), base = cv2.getTextSize(labels[i], cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+            y = max(p1[1], th + base + 2)
+            cv2.rectangle(out, (p1[0], y - th - base - 2), (p1[0] + tw + 2, y), color, -1)
+            cv2.putText(out, labels[i], (p1[0] + 1, y - base), cv2.FONT_HERSHEY_SIMPLEX,
+                        scale, (255, 255, 255), 1, cv2.LINE_AA)
+    return out
+
+
+def draw_points(
+    image: np.ndarray,
+    points: np.ndarray,
+    color: tuple[int, int, int] = (0, 255, 0),
+    radius: int | None = None,
+) -> np.ndarray:
+    """Draw ``(..., 2)`` xy points as filled dots; returns a new image."""
+    out = _canvas(image)
+    r = radius or max(1, round(max(out.shape[:2]) / 800))
+    for x, y in np.asarray(points, dtype=np.float64).reshape(-1, 2):
+        if np.isfinite(x) and np.isfinite(y):
+            cv2.circle(out, (int(round(x)), int(round(y))), r, color, -1, cv2.LINE_AA)
+    return out
+
+
+def save_image(path: str | os.PathLike[str], image: np.ndarray, quality: int = 95) -> None:
+    """Save a BGR (or gray) image; the format follows the extension (.png, .jpg...).
+
+    Written atomically: on failure nothing is left at ``path``.
+    """
+    ext = os.path.splitext(os.fspath(path))[1].lower() or ".png"
+    params = [cv2.IMWRITE_JPEG_QUALITY, quality] if ext in (".jpg", ".jpeg") else []
+    ok, buf = cv2.imencode(ext, image, params)
+    if not ok:
+        raise EncodeError(f"{path}: cannot encode image as {ext}")
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(buf.tobytes())
