@@ -55,11 +55,22 @@ def atomic_path(path: str | os.PathLike[str], suffix: str | None = None) -> Iter
     tmp = Path(tmp_name)
     try:
         yield tmp
-        os.replace(tmp, target)
+        if tmp.exists():
+            os.chmod(tmp, 0o666 & ~_umask())
+        try:
+            os.replace(tmp, target)
+        except OSError as exc:
+            raise InputFileError(f"{target}: cannot write ({exc.strerror})") from exc
     except BaseException:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:

@@ -10,14 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
 from viewfinder.errors import SizeError
 
 __all__ = ["AffineTransform", "letterbox", "resize_to"]
-
-_INTERP = {"nearest": cv2.INTER_NEAREST, "bilinear": cv2.INTER_LINEAR, "area": cv2.INTER_AREA}
 
 
 @dataclass(frozen=True)
@@ -25,7 +22,9 @@ class AffineTransform:
     """``x' = sx * x + tx``, ``y' = sy * y + ty``, onto an ``out_w`` × ``out_h`` canvas.
 
     Covers resize, crop, pad and letterbox. ``apply_image`` works on ``(H, W)`` or
-    ``(H, W, C)`` uint8/float arrays; padding is filled with ``pad_value``.
+    ``(H, W, C)`` uint8/float arrays; padding is filled with ``pad_value``. Resizing
+    goes through :func:`viewfinder.media.resize.resize_array` (``interpolation`` is
+    ``"nearest"``, ``"bilinear"`` or ``"area"``).
     """
 
     sx: float
@@ -66,12 +65,12 @@ class AffineTransform:
             raise SizeError(f"image is {w}x{h}, transform expects {self.in_w}x{self.in_h}")
         new_w, new_h = round(w * self.sx), round(h * self.sy)
         x0, y0 = round(self.tx), round(self.ty)
+        from viewfinder.media.resize import resize_array
+
         if (x0, y0, new_w, new_h) == (0, 0, self.out_w, self.out_h):
-            if (new_w, new_h) == (w, h):
-                return image.copy()
-            return cv2.resize(image, (new_w, new_h), interpolation=_INTERP[self.interpolation])
+            return resize_array(image, new_w, new_h, self.interpolation)
         canvas = np.full((self.out_h, self.out_w) + image.shape[2:], self.pad_value, image.dtype)
-        resized = cv2.resize(image, (new_w, new_h), interpolation=_INTERP[self.interpolation])
+        resized = resize_array(image, new_w, new_h, self.interpolation)
         # paste the visible part (crop transforms have negative offsets)
         sx0, sy0 = max(0, -x0), max(0, -y0)
         dx0, dy0 = max(0, x0), max(0, y0)

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from viewfinder.errors import ShapeError
+from viewfinder.errors import ShapeError, check_shape
 
-__all__ = ["Session", "TensorInfo", "match_outputs_by_shape"]
+__all__ = ["Session", "TensorInfo", "concrete_shape", "match_outputs_by_shape"]
 
 
 @dataclass(frozen=True)
@@ -43,13 +43,19 @@ class Session(abc.ABC):
         path: The model file.
         backend: ``"ort"`` or ``"openvino"``.
         device: What really runs it, e.g. ``"CPUExecutionProvider"`` or ``"CPU"``.
-        precision: ``"f32"`` unless another precision was asked for.
+        precision: ``"f32"`` unless another precision was asked for (or the file is
+            stored in one).
+        threads: Intra-op threads it uses.
+        choice_reason: Why this backend runs it (``backend="auto"``), else ``""``.
     """
 
     path: str
     backend: str
     device: str
     precision: str = "f32"
+    threads: int = 0
+    #: Why this backend runs the model (set by ``backend="auto"``; "" when asked for).
+    choice_reason: str = ""
 
     @property
     @abc.abstractmethod
@@ -65,9 +71,37 @@ class Session(abc.ABC):
     def run(self, feeds: Mapping[str, np.ndarray] | np.ndarray) -> list[np.ndarray]:
         """Run the model; a bare array feeds the single input. Returns outputs in order."""
 
+    def reshape(self, shapes: Mapping[str, Sequence[int]]) -> None:  # noqa: B027
+        """Prepare for these input shapes ahead of ``run`` (compiles them where that helps).
+
+        Backends that handle dynamic shapes natively do nothing.
+        """
+
+    def warmup(self, runs: int = 1, shapes: Mapping[str, Sequence[int]] | None = None) -> None:
+        """Run the model ``runs`` times on zeros so the first real call is not slow.
+
+        Args:
+            runs: How many warm-up calls.
+            shapes: Input shapes; required for inputs with dynamic dimensions.
+
+        Raises:
+            ShapeError: an input has dynamic dimensions and no shape was given.
+        """
+        if runs <= 0:
+            return
+        feeds = {i.name: np.zeros(concrete_shape(i, (shapes or {}).get(i.name), self.path),
+                                  dtype=i.dtype) for i in self.inputs}
+        for _ in range(runs):
+            self.run(feeds)
+
+    def close(self) -> None:  # noqa: B027
+        """Release the backend's resources (sessions are also freed when collected)."""
+
     def describe(self) -> str:
-        """One line: backend, device, precision and the file."""
-        return f"{self.backend} on {self.device} ({self.precision}): {self.path}"
+        """One line: backend, device, precision, threads and the file (and why, for auto)."""
+        line = f"{self.backend} on {self.device} ({self.precision}, {self.threads} threads): "
+        line += self.path
+        return f"{line} [{self.choice_reason}]" if self.choice_reason else line
 
     def _feeds(self, feeds: Mapping[str, np.ndarray] | np.ndarray) -> dict[str, np.ndarray]:
         if isinstance(feeds, np.ndarray):
@@ -76,6 +110,44 @@ class Session(abc.ABC):
                 raise ShapeError(f"{self.path}: model has inputs {names}; pass a dict")
             return {self.inputs[0].name: feeds}
         return dict(feeds)
+
+    def check_feeds(self, feeds: Mapping[str, np.ndarray]) -> None:
+        """Check feeds against the inputs: one-line errors for missing inputs and shapes
+        that contradict fixed dims.
+
+        Raises:
+            ShapeError: with the input's name and expected vs actual shape.
+        """
+        for info in self.inputs:
+            if info.name not in feeds:
+                raise ShapeError(f"{self.path}: input {info.name!r} not given "
+                                 f"(got {', '.join(feeds) or 'nothing'})")
+            pattern = [d if isinstance(d, int) and d >= 0 else None for d in info.shape]
+            check_shape(feeds[info.name], pattern, f"{self.path}: input {info.name!r}")
+
+
+def concrete_shape(info: TensorInfo, shape: Sequence[int] | None, model: str = "model"
+                   ) -> tuple[int, ...]:
+    """The input shape to use: ``shape`` if given (checked), else the fixed dims.
+
+    Raises:
+        ShapeError: dynamic dims and no shape, or a shape that contradicts fixed dims.
+    """
+    if shape is None:
+        if info.is_dynamic:
+            dims = ", ".join(str(d) if isinstance(d, int) else "?" for d in info.shape)
+            raise ShapeError(f"{model}: input {info.name!r} has dynamic dims ({dims}); "
+                             "give its shape (e.g. --shape 1,3,640,640)")
+        return tuple(int(d) for d in info.shape)  # type: ignore[arg-type]
+    pattern = [d if isinstance(d, int) and d >= 0 else None for d in info.shape]
+    check_shape(_Shaped(tuple(shape)), pattern,
+                f"{model}: input {info.name!r}")
+    return tuple(int(d) for d in shape)
+
+
+@dataclass(frozen=True)
+class _Shaped:
+    shape: Sequence[int]
 
 
 def match_outputs_by_shape(

@@ -1,0 +1,211 @@
+"""YOLOv3-tiny benchmarks: inference on ONNX Runtime vs OpenCV DNN 4.x, and a training
+step fp32 vs bf16 autocast on CPU.
+
+    .venv/bin/python benchmarks/yolo.py [--repeat 30] [--cv4 /tmp/cv4/bin/python]
+
+OpenCV 5 no longer reads Darknet files, so the OpenCV side runs in a separate
+environment with ``opencv-python-headless<5`` (``python -m venv /tmp/cv4 &&
+/tmp/cv4/bin/pip install 'opencv-python-headless<5'``) as a worker subprocess. The
+two peers are interleaved round by round (one call each per round), so machine
+load hits both alike; medians are reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import cpu_flags, describe_host  # noqa: E402
+
+# The OpenCV worker: reads "<mode> <n>" lines, answers with JSON lists of seconds.
+_WORKER = r"""
+import json, sys, time
+import cv2, numpy as np
+cfg, weights, image_path, threads = sys.argv[1:5]
+if int(threads) > 0:
+    cv2.setNumThreads(int(threads))
+net = cv2.dnn.readNetFromDarknet(cfg, weights)
+net.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
+net.setPreferableTarget(cv2.dnn.DNN_TARGET_CPU)
+names = net.getUnconnectedOutLayersNames()
+img = cv2.imread(image_path)
+blob = cv2.dnn.blobFromImage(img, 1 / 255.0, (416, 416), swapRB=True, crop=False)
+
+def forward():
+    net.setInput(blob)
+    return net.forward(names)
+
+def detect():
+    b = cv2.dnn.blobFromImage(img, 1 / 255.0, (416, 416), swapRB=True, crop=False)
+    net.setInput(b)
+    outs = np.concatenate([o.reshape(-1, o.shape[-1]) for o in net.forward(names)])
+    scores = outs[:, 5:] * outs[:, 4:5]
+    k, c = np.nonzero(scores > 0.25)
+    h, w = img.shape[:2]
+    boxes = outs[k, :4] * [w, h, w, h]
+    boxes[:, :2] -= boxes[:, 2:] / 2
+    keep = cv2.dnn.NMSBoxesBatched(boxes.tolist(), scores[k, c].tolist(), c.tolist(), 0.25, 0.45)
+    return len(keep)
+
+print(json.dumps({"version": cv2.__version__, "dets": detect()}), flush=True)
+for line in sys.stdin:
+    mode, n = line.split()
+    fn = forward if mode == "forward" else detect
+    times = []
+    for _ in range(int(n)):
+        t0 = time.perf_counter(); fn(); times.append(time.perf_counter() - t0)
+    print(json.dumps(times), flush=True)
+"""
+
+
+class OpenCVWorker:
+    """OpenCV DNN 4.x in another Python, driven over a pipe."""
+
+    def __init__(self, python: str, cfg: Path, weights: Path, image: Path, threads: int) -> None:
+        fd, name = tempfile.mkstemp(suffix=".py")
+        os.close(fd)
+        self._script = Path(name)
+        self._script.write_text(_WORKER)
+        self.proc = subprocess.Popen([python, name, str(cfg), str(weights),
+                                      str(image), str(threads)], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True)
+        hello = json.loads(self.proc.stdout.readline())
+        self.version, self.dets = hello["version"], hello["dets"]
+
+    def run(self, mode: str, n: int = 1) -> list[float]:
+        self.proc.stdin.write(f"{mode} {n}\n")
+        self.proc.stdin.flush()
+        return json.loads(self.proc.stdout.readline())
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait(timeout=10)
+        self._script.unlink(missing_ok=True)
+
+
+def _post(raw, det) -> object:
+    from viewfinder.detect.yolo import decode_outputs, postprocess
+
+    boxes, scores = decode_outputs(raw, det.info.heads)
+    return postprocess(boxes[0], scores[0], det.conf, det.iou)
+
+
+def _timed(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def bench_inference(args, files: dict[str, Path], image: Path) -> None:
+    from viewfinder.detect.yolo import load_yolo, preprocess
+    from viewfinder.media import read_image
+
+    img = read_image(image)
+    dets = {g: load_yolo(files["cfg"], graph=g, threads=args.threads) for g in ("raw", "nms")}
+    blob, _ = preprocess(img, (416, 416))
+    raw = dets["raw"].session.run(blob)
+    peers = {
+        "viewfinder preprocess (letterbox, RGB, /255)": lambda: preprocess(img, (416, 416)),
+        "viewfinder decode + class-wise NMS (NumPy)": lambda: _post(raw, dets["raw"]),
+        "viewfinder ORT forward": lambda: dets["raw"].session.run(blob),
+        "viewfinder ORT detect (raw graph + NumPy decode/NMS)": lambda: dets["raw"].detect(img),
+        "viewfinder ORT detect (decode+NMS in graph)": lambda: dets["nms"].detect(img),
+    }
+    cv = None
+    if args.cv4 and Path(args.cv4).exists():
+        cv = OpenCVWorker(args.cv4, files["cfg"], files["weights"], image, args.threads)
+        print(f"OpenCV DNN {cv.version} (subprocess {args.cv4}); it finds {cv.dets} boxes "
+              f"at conf 0.25, viewfinder {len(dets['raw'].detect(img))}")
+    else:
+        print(f"OpenCV 4.x worker not found at {args.cv4}: OpenCV side skipped")
+    times: dict[str, list[float]] = {k: [] for k in peers}
+    if cv:
+        times["OpenCV DNN forward"], times["OpenCV DNN detect"] = [], []
+    for _ in range(3):  # warm-up
+        for fn in peers.values():
+            fn()
+        if cv:
+            cv.run("forward"), cv.run("detect")
+    for _ in range(args.repeat):  # interleaved: one call of each peer per round
+        for name, fn in peers.items():
+            times[name].append(_timed(fn))
+        if cv:
+            times["OpenCV DNN forward"] += cv.run("forward")
+            times["OpenCV DNN detect"] += cv.run("detect")
+    if cv:
+        cv.close()
+    _report("yolov3-tiny 416x416, dog.jpg 768x576, CPU, batch 1", times,
+            "OpenCV DNN forward" if cv else "viewfinder ORT forward", target_ms=35.0)
+
+
+def _report(title: str, times: dict[str, list[float]], baseline: str,
+            target_ms: float | None = None) -> None:
+    print(f"\n{title} (median of {len(next(iter(times.values())))}, interleaved)")
+    base = statistics.median(times[baseline])
+    for name, t in times.items():
+        med = statistics.median(t)
+        extra = f"  (target <= {target_ms:g} ms: {'met' if med * 1e3 <= target_ms else 'MISSED'})" \
+            if target_ms and "detect" in name else ""
+        print(f"  {name:55s} {med * 1e3:8.2f} ms  x{med / base:5.2f} vs {baseline}{extra}")
+
+
+def bench_training(args, files: dict[str, Path]) -> None:
+    import torch
+
+    from viewfinder.detect.darknet import build_darknet
+    from viewfinder.detect.loss import YoloTrainModel
+    from viewfinder.train import AmpPolicy, Trainer, make_scaler
+
+    torch.manual_seed(0)
+    images = torch.rand(args.batch, 3, 416, 416)
+    targets = torch.tensor([[i, i % 80, 200.0, 180.0, 120.0, 90.0] for i in range(args.batch)])
+    trainers = {}
+    for amp in ("fp32", "bf16"):
+        model = YoloTrainModel(build_darknet(files["cfg"], files["weights"]))
+        opt = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)
+        trainers[f"train step {amp}"] = Trainer(model, opt, [(images, targets)], max_iter=1,
+                                                amp=AmpPolicy(amp), scaler=make_scaler("none"))
+    times: dict[str, list[float]] = {k: [] for k in trainers}
+    for t in trainers.values():
+        t.model.train()
+        t.run_step()  # warm-up
+    for _ in range(args.train_repeat):
+        for name, t in trainers.items():
+            times[name].append(_timed(t.run_step))
+    _report(f"yolov3-tiny training step, batch {args.batch} at 416, CPU, torch "
+            f"{torch.__version__}, {torch.get_num_threads()} threads", times, "train step fp32")
+    if not {"avx512_bf16", "amx_bf16"} & set(cpu_flags()):
+        print("  no avx512_bf16/AMX on this CPU: bf16 convolutions fall back to "
+              "aten::_slow_conv2d (im2col), fp32 ones run on oneDNN")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=30)
+    parser.add_argument("--threads", type=int, default=0, help="0: library defaults")
+    parser.add_argument("--cv4", default="/tmp/cv4/bin/python")
+    parser.add_argument("--batch", type=int, default=2)
+    parser.add_argument("--train-repeat", type=int, default=2)
+    parser.add_argument("--skip-train", action="store_true")
+    args = parser.parse_args()
+    os.environ.setdefault("VIEWFINDER_CACHE", tempfile.mkdtemp(prefix="vf-bench-"))
+    from viewfinder.config import shared_dir
+
+    d = shared_dir() / "models/detect/yolov3-tiny"
+    files = {"cfg": d / "yolov3-tiny.cfg", "weights": d / "yolov3-tiny.weights"}
+    print(describe_host(["numpy", "onnxruntime", "cv2", "torch"]))
+    bench_inference(args, files, shared_dir() / "images/dog.jpg")
+    if not args.skip_train:
+        bench_training(args, files)
+
+
+if __name__ == "__main__":
+    main()

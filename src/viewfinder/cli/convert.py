@@ -1,0 +1,163 @@
+"""``viewfinder convert``: fused preprocessing, shapes, fp16/int8 (the ATC + AIPP analogue)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from viewfinder.errors import ConfigError
+
+if TYPE_CHECKING:  # the library is imported inside the command (fast --help)
+    from viewfinder.runtime.convert import ConvertOptions, ConvertReport, PreprocessSpec
+
+
+def _floats(value: str | None, what: str, count: int = 3) -> tuple[float, ...] | None:
+    if value is None:
+        return None
+    try:
+        parts = [float(v) for v in value.split(",")]
+    except ValueError:
+        raise ConfigError(f"--{what} {value!r}: expected numbers separated by commas") from None
+    if len(parts) == 1 and count == 3:
+        parts *= 3
+    if len(parts) != count:
+        raise ConfigError(f"--{what} {value!r}: expected {count} values, got {len(parts)}")
+    return tuple(parts)
+
+
+def _size(value: str | None) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    try:
+        w, h = (int(v) for v in value.lower().split("x"))
+    except ValueError:
+        raise ConfigError(f"--size {value!r}: expected WIDTHxHEIGHT, e.g. 640x480") from None
+    return w, h
+
+
+def _spec(base: PreprocessSpec | None, flags: dict[str, Any]) -> PreprocessSpec | None:
+    """``base`` (from the config file) with the preprocessing flags that were given."""
+    from viewfinder.runtime.convert import PreprocessSpec
+
+    given = {k: v for k, v in flags.items() if v is not None}
+    if not given:
+        return base
+    start = asdict(base) if base is not None else {}
+    start.update(given)
+    return PreprocessSpec(**{f.name: start[f.name] for f in fields(PreprocessSpec)
+                             if f.name in start})
+
+
+def _options(config: Path | None, precision: str | None, calib: tuple[str, ...],
+             spec_flags: dict[str, Any], **rest: Any) -> ConvertOptions:
+    """The config file's options, overridden by the flags that were given."""
+    from viewfinder.runtime.convert import ConvertOptions, load_config, merge
+
+    options = load_config(config) if config else ConvertOptions()
+    spec = _spec(options.preprocess, spec_flags)
+    overrides = dict(rest, precision=precision, preprocess=spec)
+    if calib:
+        overrides["calibration"] = Path(calib[0]) if len(calib) == 1 else tuple(map(Path, calib))
+    return merge(options, **overrides)
+
+
+@click.command("convert")
+@click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Output file, written exactly as named (no suffix added).")
+@click.option("--config", "config", type=click.Path(dir_okay=False, path_type=Path),
+              help="TOML config ([preprocess], [shape], [precision]); flags override it.")
+@click.option("--input-format", "input_format", type=click.Choice(["float", "rgb", "bgr", "nv12"]),
+              help="What the new model takes: uint8 NHWC rgb/bgr, NV12, or float (unchanged).")
+@click.option("--width", type=int, help="Input image width (required for nv12).")
+@click.option("--height", type=int, help="Input image height (required for nv12).")
+@click.option("--color-matrix", type=click.Choice(["bt601", "bt709"]), help="NV12 colour matrix.")
+@click.option("--color-range", type=click.Choice(["limited", "full"]), help="NV12 range.")
+@click.option("--model-channels", type=click.Choice(["rgb", "bgr"]),
+              help="Channel order the model expects.")
+@click.option("--mean", help="Per-channel mean (model order): 'M' or 'R,G,B'.")
+@click.option("--std", help="Per-channel std: 'S' or 'R,G,B'.")
+@click.option("--scale", help="Multiply by this instead of dividing by std.")
+@click.option("--crop", help="Crop X,Y,W,H in input pixels (before resize).")
+@click.option("--resize/--no-resize", default=None, help="Resize (bilinear) to the model size.")
+@click.option("--input-name", help="Model input to preprocess (default: the only one).")
+@click.option("--batch", help="Batch size: an int, or 'dynamic'.")
+@click.option("--size", help="Fix the model input's size, WIDTHxHEIGHT.")
+@click.option("--precision", type=click.Choice(["fp32", "fp16", "int8"]), help="Weights/compute.")
+@click.option("--fp16", "fp16", is_flag=True, help="Same as --precision fp16.")
+@click.option("--int8", "int8", is_flag=True, help="Same as --precision int8 (needs --calib).")
+@click.option("--calib", multiple=True, help="Calibration directory or files (images / .npy).")
+@click.option("--calib-limit", type=int, help="Use at most N calibration files (default 32).")
+@click.option("--quant-format", type=click.Choice(["qoperator", "qdq"]),
+              help="int8 graph format (default qoperator).")
+@click.option("--per-channel/--per-tensor", default=None, help="int8 weight scales.")
+@click.option("--weights", type=click.Path(dir_okay=False, path_type=Path),
+              help="Darknet .weights when MODEL is a .cfg.")
+@click.option("--keep-edges-float/--quantize-edges", default=None,
+              help="int8: keep the first and last Conv/Gemm layers float (default on).")
+@click.option("--optimize/--no-optimize", default=None,
+              help="Rewrite PRelu as Relu/Mul/Add (faster on ONNX Runtime CPU).")
+@click.option("--prelu-to-relu", type=float, metavar="MAX_SLOPE",
+              help="Inexact: PRelu with all |slopes| <= MAX_SLOPE becomes Relu (measured).")
+@click.option("--verify/--no-verify", default=None, help="Check against NumPy preprocessing.")
+def cli(model: Path, output: Path, config: Path | None, input_format: str | None,
+        precision: str | None, fp16: bool, int8: bool, calib: tuple[str, ...],
+        weights: Path | None, **kw) -> None:
+    """Convert MODEL (.onnx, or a Darknet .cfg) to OUTPUT with fused preprocessing."""
+    from viewfinder.runtime.convert import convert_model, format_report
+
+    if fp16 and int8:
+        raise ConfigError("--fp16 and --int8: choose one precision")
+    precision = "fp16" if fp16 else "int8" if int8 else precision
+    spec_flags = {
+        "input": input_format, "width": kw.pop("width"), "height": kw.pop("height"),
+        "color_matrix": kw.pop("color_matrix"), "color_range": kw.pop("color_range"),
+        "model_channels": kw.pop("model_channels"), "mean": _floats(kw.pop("mean"), "mean"),
+        "std": _std(kw.pop("std"), kw.pop("scale")), "crop": _crop(kw.pop("crop")),
+        "resize": kw.pop("resize"), "input_name": kw.pop("input_name"),
+    }
+    options = _options(config, precision, calib, spec_flags, batch=kw["batch"],
+                       size=_size(kw["size"]), calibration_limit=kw["calib_limit"],
+                       quant_format=kw["quant_format"], per_channel=kw["per_channel"],
+                       keep_edges_float=kw["keep_edges_float"], optimize=kw["optimize"],
+                       prelu_to_relu=kw["prelu_to_relu"],
+                       verify=kw["verify"])
+    report = _run(convert_model, model, output, options, weights)
+    for line in format_report(report):
+        click.echo(line)
+
+
+def _std(std: str | None, scale: str | None) -> tuple[float, ...] | None:
+    if std is not None and scale is not None:
+        raise ConfigError("--std and --scale: give one of them")
+    if scale is not None:
+        scales = _floats(scale, "scale")
+        if any(s == 0 for s in scales):
+            raise ConfigError(f"--scale {scale!r}: must not be 0")
+        return tuple(1.0 / s for s in scales)
+    return _floats(std, "std")
+
+
+def _crop(value: str | None) -> tuple[int, ...] | None:
+    crop = _floats(value, "crop", count=4)
+    return None if crop is None else tuple(int(v) for v in crop)
+
+
+def _run(convert_model: Callable[..., ConvertReport], model: Path, output: Path,
+         options: ConvertOptions, weights: Path | None) -> ConvertReport:
+    """Convert with a transient progress bar on stderr for int8 calibration."""
+    from rich.console import Console
+    from rich.progress import Progress
+
+    quiet = options.precision != "int8"
+    with Progress(console=Console(stderr=True), transient=True, disable=quiet) as bar:
+        task = bar.add_task("calibrating", total=None)
+
+        def progress(stage: str, done: int, total: int) -> None:
+            bar.update(task, description=stage, completed=done, total=total)
+
+        return convert_model(model, output, options, weights=weights, progress=progress)

@@ -1,0 +1,342 @@
+"""Detection with a mixture of star models (voc-release5 ``imgdetect`` + ``bboxpred_get``).
+
+For every root level ``l`` and component ``c`` the score of a root placed at ``(y, x)``
+is::
+
+    root_c(l)[y, x] + bias_c + loc_c[octave(l)]
+      + sum_p  DT_p(l - interval)[2y + ay_p - pady, 2x + ax_p - padx] + bias_p + loc_p
+
+where ``DT_p`` is the generalized distance transform of part ``p``'s response at twice
+the root resolution. Scores are maxed over components (mirrored ones included; ties go
+to the first), kept where ``> threshold``, turned into detection windows and filter
+boxes, refined by the bounding-box regressor, clipped to the image and reduced with
+voc-release's NMS (overlap 0.5 of the lower-scoring box).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from viewfinder.dpm.convolve import filter_responses
+from viewfinder.dpm.dt import sampled_distance_transform
+from viewfinder.dpm.features import _as_rgb
+from viewfinder.dpm.model import Model
+from viewfinder.dpm.postprocess import NMS_OVERLAP, clip_voc_boxes, predict_boxes, voc_nms
+from viewfinder.dpm.pyramid import Pyramid, feature_pyramid
+from viewfinder.errors import ShapeError, check_shape
+from viewfinder.structures import Detections
+
+__all__ = ["DPMDetections", "detect", "score_pyramid"]
+
+
+@dataclass(frozen=True)
+class DPMDetections:
+    """DPM detections in one image (devkit pixel corners: 1-based, inclusive).
+
+    Attributes:
+        boxes: ``(N, 4)`` float64 predicted, clipped boxes ``x1, y1, x2, y2``.
+        scores: ``(N,)`` float64, decreasing.
+        components: ``(N,)`` int64 component of each detection.
+        windows: ``(N, 4)`` detection windows before box prediction (unclipped).
+        part_boxes: ``(N, F, 4)`` root (index 0) and part boxes; rows of components with
+            fewer parts are NaN.
+        levels: ``(N,)`` pyramid level of each root.
+        image_size: ``(height, width)``.
+        name: Class name.
+    """
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    components: np.ndarray
+    windows: np.ndarray
+    part_boxes: np.ndarray
+    levels: np.ndarray
+    image_size: tuple[int, int]
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        n = np.asarray(self.scores).reshape(-1).shape[0]
+        fields = {"boxes": ((n, 4), np.float64), "scores": ((n,), np.float64),
+                  "components": ((n,), np.int64), "windows": ((n, 4), np.float64),
+                  "levels": ((n,), np.int64)}
+        for name, (shape, dtype) in fields.items():
+            arr = np.asarray(getattr(self, name), dtype=dtype)
+            arr = arr.reshape(shape) if arr.size == 0 else arr
+            check_shape(arr, shape, f"DPMDetections.{name}")
+            arr.setflags(write=False)
+            object.__setattr__(self, name, arr)
+        parts = np.asarray(self.part_boxes, dtype=np.float64)
+        if parts.size == 0:
+            parts = parts.reshape(n, 0, 4)
+        check_shape(parts, (n, None, 4), "DPMDetections.part_boxes")
+        parts.setflags(write=False)
+        object.__setattr__(self, "part_boxes", parts)
+        if n and not np.isfinite(self.boxes).all():
+            raise ShapeError("DPMDetections.boxes: expected finite values, got NaN or inf")
+
+    def __len__(self) -> int:
+        return int(self.scores.shape[0])
+
+    def to_detections(self, names: tuple[str, ...] | None = None, class_id: int = 0
+                      ) -> Detections:
+        """As :class:`viewfinder.structures.Detections` (continuous 0-based corners)."""
+        boxes = self.boxes.copy()
+        boxes[:, :2] -= 1
+        names = names if names is not None else ((self.name,) if self.name else ())
+        return Detections(boxes, self.scores, np.full(len(self), class_id, np.int64), names)
+
+    def to_dicts(self) -> list[dict[str, Any]]:
+        """JSON-ready dicts: devkit ``box``, ``score``, ``component``, ``parts``."""
+        return [{"box": [round(float(v), 2) for v in self.boxes[i]],
+                 "score": round(float(self.scores[i]), 6),
+                 "component": int(self.components[i]),
+                 "parts": [[round(float(v), 2) for v in b] for b in self.part_boxes[i]
+                           if np.isfinite(b).all()]}
+                for i in range(len(self))]
+
+
+@dataclass
+class _Candidates:
+    """Above-threshold root placements, with their part placements."""
+
+    level: list[int]
+    y: list[np.ndarray]
+    x: list[np.ndarray]
+    comp: list[np.ndarray]
+    score: list[np.ndarray]
+    parts: list[np.ndarray]  # (n, P, 2) part (iy, ix) at the part level, -1 if absent
+
+
+def _octave(level: int, interval: int) -> int:
+    """``loc_feat.m``: 0 in the first octave, 1 in the second, 2 above."""
+    return min(level // interval, 2)
+
+
+def _filter_banks(model: Model) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...],
+                                         dict[int, int], dict[int, int]]:
+    """Root and part filters as stable tuples (their FFTs are cached by identity)."""
+    cache = model.__dict__.get("_banks")
+    if cache is None:
+        roots = sorted({c.root for c in model.components})
+        parts = sorted({p.filter for c in model.components for p in c.parts})
+        cache = (tuple(model.filters[i] for i in roots), tuple(model.filters[i] for i in parts),
+                 {f: k for k, f in enumerate(roots)}, {f: k for k, f in enumerate(parts)})
+        object.__setattr__(model, "_banks", cache)
+    return cache
+
+
+def _component_scores(model: Model, c: int, level: int, root: np.ndarray,
+                      part_resp: list[np.ndarray] | None, pyr: Pyramid,
+                      part_index: dict[int, int]) -> tuple[np.ndarray, list]:
+    """Score map of one component at one root level, and its parts' argmax maps."""
+    comp = model.components[c]
+    iv = pyr.interval
+    score = root.astype(np.float64) + (comp.bias + comp.loc[_octave(level, iv)])
+    placements = []
+    for part in comp.parts:
+        resp = part_resp[part_index[part.filter]] if part_resp is not None else None
+        if resp is None or resp.size == 0:
+            return np.full(root.shape, -np.inf), []
+        origin = (part.anchor[1] - pyr.pady, part.anchor[0] - pyr.padx)
+        val, iy, ix = sampled_distance_transform(resp, part.deformation, origin, 2, root.shape)
+        score += val
+        score += part.bias + part.loc[_octave(level - iv, iv)]
+        placements.append((iy, ix))
+    return score, placements
+
+
+def score_pyramid(model: Model, pyr: Pyramid, threshold: float, method: str = "auto",
+                  timings: dict[str, float] | None = None) -> _Candidates:
+    """Root placements scoring above ``threshold`` at every root level (max over components)."""
+    roots, parts, root_index, part_index = _filter_banks(model)
+    iv = pyr.interval
+    t0 = time.perf_counter()
+    root_resp = filter_responses(pyr.levels[iv:], roots, method)
+    part_resp = filter_responses(pyr.levels[:max(len(pyr) - iv, 0)], parts, method)
+    t1 = time.perf_counter()
+    cand = _Candidates([], [], [], [], [], [])
+
+    def level_job(li: int) -> tuple[int, list]:
+        level = iv + li
+        maps = []
+        for c, comp in enumerate(model.components):
+            root = root_resp[li][root_index[comp.root]]
+            if root.size == 0:
+                continue
+            presp = part_resp[level - iv] if level - iv < len(part_resp) else None
+            score, placed = _component_scores(model, c, level, root, presp, pyr, part_index)
+            maps.append((c, score, placed))
+        return level, maps
+
+    td = time.perf_counter()
+    workers = max(1, min(len(pyr) - iv, os.cpu_count() or 1))
+    with ThreadPoolExecutor(workers) as pool:
+        for level, maps in pool.map(level_job, range(len(pyr) - iv)):
+            if maps:
+                _collect(cand, level, maps, threshold)
+    t_dt = time.perf_counter() - td
+    if timings is not None:
+        timings["convolution"] = timings.get("convolution", 0.0) + t1 - t0
+        timings["distance transforms"] = timings.get("distance transforms", 0.0) + t_dt
+    return cand
+
+
+def _collect(cand: _Candidates, level: int, maps: list, threshold: float) -> None:
+    """Max over components (first wins ties) and keep scores above the threshold."""
+    h = max(m[1].shape[0] for m in maps)
+    w = max(m[1].shape[1] for m in maps)
+    best = np.full((h, w), -np.inf)
+    comp = np.full((h, w), -1, np.int64)
+    for c, score, _ in maps:
+        region = best[:score.shape[0], :score.shape[1]]
+        better = score > region
+        region[better] = score[better]
+        comp[:score.shape[0], :score.shape[1]][better] = c
+    ys, xs = np.nonzero(best > threshold)
+    if ys.size == 0:
+        return
+    cs = comp[ys, xs]
+    nparts = max(len(m[2]) for m in maps)
+    placed = np.full((ys.size, nparts, 2), -1, np.int32)
+    for c, _, parts in maps:
+        sel = cs == c
+        for j, (iy, ix) in enumerate(parts):
+            placed[sel, j, 0] = iy[ys[sel], xs[sel]]
+            placed[sel, j, 1] = ix[ys[sel], xs[sel]]
+    cand.level.append(level)
+    cand.y.append(ys)
+    cand.x.append(xs)
+    cand.comp.append(cs)
+    cand.score.append(best[ys, xs])
+    cand.parts.append(placed)
+
+
+def _boxes(model: Model, pyr: Pyramid, cand: _Candidates) -> tuple[np.ndarray, ...]:
+    """Detection windows and filter boxes (devkit corners) of the candidates."""
+    rows = []
+    nf = 1 + max((len(c.parts) for c in model.components), default=0)
+    for k, level in enumerate(cand.level):
+        scale = pyr.sbin / pyr.scales[level]
+        pscale = pyr.sbin / pyr.scales[level - pyr.interval]
+        for i in range(cand.y[k].shape[0]):
+            c = int(cand.comp[k][i])
+            comp = model.components[c]
+            y, x = int(cand.y[k][i]), int(cand.x[k][i])
+            wx1 = (x - comp.shiftwindow[1] - pyr.padx) * scale + 1
+            wy1 = (y - comp.shiftwindow[0] - pyr.pady) * scale + 1
+            win = (wx1, wy1, wx1 + comp.detwindow[1] * scale - 1,
+                   wy1 + comp.detwindow[0] * scale - 1)
+            fb = np.full((nf, 4), np.nan)
+            fh, fw = model.filters[comp.root].shape[:2]
+            rx, ry = (x - pyr.padx) * scale + 1, (y - pyr.pady) * scale + 1
+            fb[0] = (rx, ry, rx + fw * scale - 1, ry + fh * scale - 1)
+            for j, part in enumerate(comp.parts):
+                py, px = cand.parts[k][i, j]
+                ph, pw = model.filters[part.filter].shape[:2]
+                bx, by = (px - pyr.padx) * pscale + 1, (py - pyr.pady) * pscale + 1
+                fb[1 + j] = (bx, by, bx + pw * pscale - 1, by + ph * pscale - 1)
+            rows.append((win, fb, c, float(cand.score[k][i]), level))
+    if not rows:
+        return (np.zeros((0, 4)), np.zeros((0, nf, 4)), np.zeros(0, np.int64), np.zeros(0),
+                np.zeros(0, np.int64))
+    return (np.array([r[0] for r in rows]), np.stack([r[1] for r in rows]),
+            np.array([r[2] for r in rows]), np.array([r[3] for r in rows]),
+            np.array([r[4] for r in rows]))
+
+
+def _predict(model: Model, windows: np.ndarray, fboxes: np.ndarray,
+             comps: np.ndarray) -> np.ndarray:
+    out = windows.copy()
+    for c, comp in enumerate(model.components):
+        idx = np.nonzero(comps == c)[0]
+        if idx.size and comp.bbox_regressor is not None:
+            nf = 1 + len(comp.parts)
+            out[idx] = predict_boxes(windows[idx], fboxes[idx, :nf], comp.bbox_regressor)
+    return out
+
+
+def _too_small(model: Model, size: tuple[int, ...]) -> bool:
+    """True when the image is smaller than every root filter at the finest root scale.
+
+    voc-release5 would still place roots mostly in the padding; such "detections" of an
+    object larger than the whole image are meaningless, so none are reported.
+    """
+    cell = model.sbin / (2.0 if model.extra_octave else 1.0)
+    return all(size[0] < model.filters[c.root].shape[0] * cell
+               or size[1] < model.filters[c.root].shape[1] * cell for c in model.components)
+
+
+def _empty(model: Model, size: tuple[int, ...]) -> DPMDetections:
+    nf = 1 + max((len(c.parts) for c in model.components), default=0)
+    return DPMDetections(np.zeros((0, 4)), np.zeros(0), np.zeros(0, np.int64), np.zeros((0, 4)),
+                         np.zeros((0, nf, 4)), np.zeros(0, np.int64), (int(size[0]), int(size[1])),
+                         model.name)
+
+
+def detect(
+    model: Model,
+    image: np.ndarray,
+    threshold: float | None = None,
+    *,
+    bbox_prediction: bool = True,
+    nms_overlap: float | None = NMS_OVERLAP,
+    method: str = "auto",
+    timings: dict[str, float] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> DPMDetections:
+    """Detect objects of ``model``'s class in an image.
+
+    Args:
+        model: The model (:func:`viewfinder.dpm.model.load_voc_release5`).
+        image: ``(H, W, 3)`` RGB (or ``(H, W)`` gray) with values 0..255.
+        threshold: Keep scores ``> threshold``; None uses ``model.thresh`` (high recall).
+        bbox_prediction: Refine boxes with the model's regressors.
+        nms_overlap: voc-release NMS overlap; None keeps every detection.
+        method: Convolution path, ``"auto"``, ``"fft"`` or ``"direct"``.
+        timings: If given, seconds per stage are added under ``"features"``,
+            ``"convolution"``, ``"distance transforms"`` and ``"rest"``.
+        progress: Optional ``callback(done, total)`` while the pyramid is built.
+
+    Returns:
+        :class:`DPMDetections`, best first. An image smaller than every root filter (at
+        the finest root scale, ``filter cells x sbin`` pixels) has no detections.
+
+    Raises:
+        ShapeError: the image is not gray or 3-channel.
+        SizeError: the image is smaller than 3 × 3 pixels.
+    """
+    t_start = time.perf_counter()
+    im = _as_rgb(image)
+    thr = model.thresh if threshold is None else float(threshold)
+    if _too_small(model, im.shape[:2]):
+        return _empty(model, im.shape[:2])
+    pyr = feature_pyramid(im, model.sbin, model.interval, model.padding, model.extra_octave,
+                          progress)
+    t_feat = time.perf_counter()
+    stage: dict[str, float] = {}
+    cand = score_pyramid(model, pyr, thr, method, stage)
+    windows, fboxes, comps, scores, levels = _boxes(model, pyr, cand)
+    boxes = _predict(model, windows, fboxes, comps) if bbox_prediction else windows
+    h, w = im.shape[:2]
+    boxes, keep = clip_voc_boxes(boxes, w, h)
+    sel = keep[voc_nms(boxes, scores[keep], nms_overlap)] if nms_overlap is not None else keep
+    order = sel[np.argsort(-scores[sel], kind="stable")]
+    boxes_by_index = dict(zip(keep.tolist(), boxes, strict=True))
+    result = DPMDetections(
+        np.array([boxes_by_index[i] for i in order.tolist()]).reshape(-1, 4), scores[order],
+        comps[order], windows[order], fboxes[order], levels[order], (h, w), model.name)
+    if timings is not None:
+        total = time.perf_counter() - t_start
+        timings["features"] = timings.get("features", 0.0) + t_feat - t_start
+        for key, value in stage.items():
+            timings[key] = timings.get(key, 0.0) + value
+        timings["rest"] = timings.get("rest", 0.0) + total - (t_feat - t_start) - sum(
+            stage.values())
+    return result

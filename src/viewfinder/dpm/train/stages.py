@@ -1,0 +1,336 @@
+"""The training pipeline (rel4/rel5 ``pascal_train.m``) as resumable stages.
+
+Stages, each saved in the run directory before it counts as finished:
+
+1. ``data``: positives and negatives of the class (``data.json``).
+2. ``root_init``: aspect-ratio clusters; per cluster a root filter trained on warped
+   positives (and their mirror images) against random negative windows.
+3. ``root_latent``: components merged into one mixture; latent positives (best
+   placement overlapping >= ``min_overlap``, component and orientation latent) and
+   hard negatives mined into the bounded cache, alternated with the solver.
+4. ``parts_init``: parts placed on each root's energy.
+5. ``parts_latent``: latent training of the full model.
+6. ``bbox``: bounding-box regressors from the latent positives.
+7. ``final``: the detection threshold; ``final.npz`` is the trained model.
+
+A rerun with the same parameters loads the last finished stage and goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from viewfinder.datasets.voc import VOCDataset
+from viewfinder.dpm.train import optimize as opt
+from viewfinder.dpm.train.cache import FeatureCache
+from viewfinder.dpm.train.data import (
+    TrainingData,
+    collect,
+    random_negatives,
+    root_size,
+    split_by_aspect,
+    warped_set,
+)
+from viewfinder.dpm.train.model import StarComponent, TrainModel
+from viewfinder.dpm.train.params import TrainParams
+from viewfinder.dpm.train.parts import add_parts, fit_regressor, regression_inputs
+from viewfinder.dpm.train.rundir import RunDir
+from viewfinder.dpm.train.search import (
+    PyramidCache,
+    best_placements,
+    entries_of,
+    hard_negatives,
+    part_boxes,
+)
+from viewfinder.errors import ViewfinderError
+from viewfinder.fileio import atomic_write_text
+
+__all__ = ["STAGES", "RunResult", "train"]
+
+logger = logging.getLogger(__name__)
+
+STAGES = ("data", "root_init", "root_latent", "parts_init", "parts_latent", "bbox", "final")
+#: ``progress(stage, info)``; info has ``objective``, ``cache``, ``positives``, ``done``...
+Progress = Callable[[str, dict[str, Any]], None]
+
+
+@dataclass
+class RunResult:
+    """What :func:`train` produced."""
+
+    path: Path
+    model: TrainModel
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    objective: dict[str, list[float]] = field(default_factory=dict)
+    resumed_from: str | None = None
+
+
+def train(voc_root: str | os.PathLike[str], cls: str, out: str | os.PathLike[str],
+          params: TrainParams | None = None, split: str = "train",
+          progress: Progress | None = None) -> RunResult:
+    """Train a DPM for ``cls`` on a VOC split, resuming a run directory if it exists.
+
+    Args:
+        voc_root: VOC-layout directory.
+        cls: Class name as the annotations spell it.
+        out: Run directory (created; reused when it holds a run with the same params).
+        params: Training parameters (voc-release defaults).
+        split: Image set to train on.
+        progress: Optional callback ``progress(stage, info)``.
+
+    Returns:
+        The final model, seconds per stage and objective history.
+
+    Raises:
+        DatasetError: no positives for ``cls`` (or the VOC set is unusable).
+        ConfigError: ``out`` holds a run with other parameters.
+    """
+    params = params or TrainParams()
+    voc = VOCDataset(voc_root, split)
+    fresh = not Path(out).exists()
+    run = RunDir(out, params, cls, split)
+    try:
+        with run.logging_to_file():
+            return _Trainer(voc, cls, run, params, progress).run()
+    except ViewfinderError:
+        if fresh and not run.state["finished"]:  # leave no partial run behind
+            shutil.rmtree(run.path, ignore_errors=True)
+        raise
+
+
+class _Trainer:
+    def __init__(self, voc: VOCDataset, cls: str, run: RunDir, params: TrainParams,
+                 progress: Progress | None) -> None:
+        self.voc, self.cls, self.run_dir, self.p = voc, cls, run, params
+        self.progress = progress or (lambda stage, info: None)
+        self.rng = np.random.default_rng(params.seed)
+        self.data: TrainingData | None = None
+        self.pyramids: PyramidCache | None = None
+        self.history: list[float] = []
+
+    # ------------------------------------------------------------------ driver
+
+    def run(self) -> RunResult:
+        model: TrainModel | None = None
+        resumed = None
+        for stage in STAGES:
+            if self.run_dir.finished(stage):
+                resumed = stage
+                continue
+            if resumed is not None and model is None:
+                logger.info("resuming after stage %s", resumed)
+                model = self._load(resumed)
+            t0 = time.perf_counter()
+            self.history = []
+            self.progress(stage, {"started": True})
+            model = getattr(self, f"_stage_{stage}")(model)
+            if model is not None:
+                model.save(self.run_dir.file(f"{stage}.npz"))
+            seconds = time.perf_counter() - t0
+            self.run_dir.mark(stage, seconds, self.history or None)
+            logger.info("stage %s finished in %.1f s", stage, seconds)
+            self.progress(stage, {"done": True, "seconds": seconds})
+        final = model if model is not None else self._load("final")
+        st = self.run_dir.state
+        return RunResult(self.run_dir.path, final, dict(st["seconds"]), dict(st["objective"]),
+                         resumed)
+
+    def _load(self, stage: str) -> TrainModel | None:
+        if stage == "data":
+            return None
+        return TrainModel.load(self.run_dir.file(f"{stage}.npz"))
+
+    def _training_data(self) -> TrainingData:
+        if self.data is None:
+            import json
+
+            path = self.run_dir.file("data.json")
+            self.data = TrainingData.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        return self.data
+
+    def _pyr(self, model: TrainModel, image_id: str):
+        pad = model.padding
+        if self.pyramids is None or self.pyramids.pad != pad:
+            self.pyramids = PyramidCache(self.voc, self.p.sbin, self.p.interval, pad,
+                                         self.p.pyramid_cache_mb * 1_000_000)
+        return self.pyramids.get(image_id)
+
+    # ------------------------------------------------------------------ stages
+
+    def _stage_data(self, _model: None) -> None:
+        import json
+
+        self.data = collect(self.voc, self.cls, self.p)
+        atomic_write_text(self.run_dir.file("data.json"), json.dumps(self.data.to_dict()))
+        return None
+
+    def _stage_root_init(self, _model: None) -> TrainModel:
+        data = self._training_data()
+        pos = [p for p in data.positives if not p.truncated] or list(data.positives)
+        clusters = split_by_aspect(tuple(pos), self.p.components)
+        ids = {p.image_id for p in pos} | set(data.negatives[:max(1, len(data.negatives))])
+        images = {i: self.voc.read_image(i) for i in sorted(ids)}
+        comps = []
+        for k, members in enumerate(clusters):
+            cpos = [pos[i] for i in members]
+            size = root_size(cpos, self.p)
+            comps.append(self._train_root(k, cpos, size, images, data.negatives))
+        return TrainModel(self.cls, comps, self.p.sbin, self.p.interval)
+
+    def _train_root(self, k, cpos, size, images, negatives) -> StarComponent:
+        xpos = warped_set(images, cpos, size, self.p.sbin, self.p.mirror)
+        negs = [random_negatives(images[i], size, self.p.sbin, self.p.warp_neg_per_image,
+                                 self.rng) for i in negatives]
+        xneg = np.concatenate(negs) if negs else np.zeros((0, xpos.shape[1]), np.float32)
+        if len(xneg) == 0:
+            logger.warning("component %d: no negative windows; the root learns from positives "
+                           "only", k)
+        x = np.concatenate([xpos, xneg])
+        x = np.concatenate([x, np.full((len(x), 1), 10.0, np.float32)], axis=1)
+        y = np.concatenate([np.ones(len(xpos)), -np.ones(len(xneg))])
+        d = x.shape[1]
+        reg = opt.Regularizer(np.r_[np.ones(d - 1), 0.0], np.r_[np.ones(d - 1), 20.0],
+                              np.full(d, -np.inf))
+        res = self._solve(opt.Problem.from_dense(x, y), reg, "root_init")
+        comp = StarComponent(res.w[:-1].reshape(size[0], size[1], -1), bias=float(res.w[-1]))
+        logger.info("component %d: root %dx%d cells from %d warped positives, %d negatives, "
+                    "objective %.5f", k, size[1], size[0], len(xpos), len(xneg),
+                    res.objective.total)
+        return comp
+
+    def _stage_root_latent(self, model: TrainModel) -> TrainModel:
+        return self._latent(model, self.p.latent_iters_root, "root_latent")
+
+    def _stage_parts_init(self, model: TrainModel) -> TrainModel:
+        comps = [add_parts(c, self.p.parts, self.p.part_size) for c in model.components]
+        return TrainModel(model.name, comps, model.sbin, model.interval, model.thresh)
+
+    def _stage_parts_latent(self, model: TrainModel) -> TrainModel:
+        return self._latent(model, self.p.latent_iters_parts, "parts_latent")
+
+    def _stage_bbox(self, model: TrainModel) -> TrainModel:
+        samples: dict[int, list] = {c: [] for c in range(len(model.components))}
+        for image_id, boxes, pls_per_box in self._placements(model, self.p.bbox_min_overlap):
+            pyr = self._pyr(model, image_id)
+            for box, pls in zip(boxes, pls_per_box, strict=True):
+                if pls:
+                    pl = max(pls, key=lambda q: q.score)
+                    samples[pl.component].append(
+                        (regression_inputs(pl.box, part_boxes(model, pyr, pl), pl.flip), pl.box,
+                         np.array(box), pl.flip))
+        for c, rows in samples.items():
+            if not rows:
+                logger.warning("component %d: no positive placement to fit a box regressor", c)
+                continue
+            cols = list(zip(*rows, strict=True))
+            model.components[c].bbox_regressor = fit_regressor(
+                np.array(cols[0]), np.array(cols[1]), np.array(cols[2]), np.array(cols[3]),
+                self.p.bbox_ridge)
+            logger.info("component %d: box regressor from %d positives", c, len(rows))
+        return model
+
+    def _stage_final(self, model: TrainModel) -> TrainModel:
+        scores = [max(q.score for q in pls)
+                  for _, _, per_box in self._placements(model, self.p.min_overlap)
+                  for pls in per_box if pls]
+        # Threshold: the score that keeps 95% of the training positives, at most -0.5.
+        model.thresh = float(min(np.percentile(scores, 5), -0.5)) if scores else -0.5
+        logger.info("final: threshold %.3f from %d positive scores", model.thresh, len(scores))
+        return model
+
+    # ------------------------------------------------------------------ latent training
+
+    def _latent(self, model: TrainModel, iters: int, stage: str) -> TrainModel:
+        cache = FeatureCache(model.offsets(), self.p.cache_examples, self.p.cache_bytes)
+        for it in range(iters):
+            cache.set_positives(self._latent_positives(model))
+            if cache.num_pos == 0:
+                logger.warning("%s: no positive has a placement overlapping >= %.2f; stopping",
+                               stage, self.p.min_overlap)
+                break
+            for rnd in range(self.p.neg_rounds):
+                added = self._mine(model, cache, stage)
+                w = self._solve(cache.problem(), model.regularizer(), stage, model).w
+                model.set_vector(w)
+                dropped = cache.shrink(w, -1.0)
+                logger.info("%s: iteration %d round %d: %d new hard negatives, %d easy dropped, "
+                            "cache %d neg / %d pos", stage, it + 1, rnd + 1, added, dropped,
+                            cache.num_neg, cache.num_pos)
+                if added == 0:
+                    logger.info("%s: mining found no new hard negatives; next iteration", stage)
+                    break
+        return model
+
+    def _latent_positives(self, model: TrainModel) -> list[list[tuple[int, np.ndarray]]]:
+        out, skipped = [], 0
+        for image_id, _boxes, pls_per_box in self._placements(model, self.p.min_overlap):
+            pyr = self._pyr(model, image_id)
+            for pls in pls_per_box:
+                if pls:
+                    out.append(entries_of(model, pyr, pls))
+                else:
+                    skipped += 1
+        if skipped:
+            logger.info("latent positives: %d of %d boxes have no placement overlapping >= %.2f "
+                        "(too small or cut off); skipped", skipped, skipped + len(out),
+                        self.p.min_overlap)
+        return out
+
+    def _placements(self, model: TrainModel, min_overlap: float):
+        """Yield ``(image_id, boxes, placements per box)`` for the positive images."""
+        by_image: dict[str, list] = {}
+        for pos in self._training_data().positives:
+            by_image.setdefault(pos.image_id, []).append(pos.box)
+        for n, (image_id, boxes) in enumerate(by_image.items()):
+            pyr = self._pyr(model, image_id)
+            yield image_id, boxes, best_placements(model, pyr, np.array(boxes), min_overlap,
+                                                   self.p.mirror)
+            self.progress("positives", {"mined": n + 1, "images": len(by_image)})
+
+    def _mine(self, model: TrainModel, cache: FeatureCache, stage: str) -> int:
+        added = 0
+        negatives = self._training_data().negatives
+        for n, image_id in enumerate(negatives):
+            pyr = self._pyr(model, image_id)
+            for pl in hard_negatives(model, pyr, self.p.neg_margin, self.p.max_neg_per_image,
+                                     self.p.mirror):
+                key = (image_id, pl.component, pl.flip, pl.level, pl.rx, pl.ry)
+                if cache.full:
+                    w = self._solve(cache.problem(), model.regularizer(), stage, model).w
+                    model.set_vector(w)
+                    if cache.shrink(w, -1.0) == 0:
+                        logger.warning("%s: cache full of hard negatives (%d); mining stops",
+                                       stage, cache.num_neg)
+                        return added
+                added += cache.add_negative(key, pl.component,
+                                            entries_of(model, pyr, [pl])[0][1])
+            self.progress(stage, {"mined": n + 1, "images": len(negatives),
+                                  "cache": cache.num_neg, "positives": cache.num_pos})
+        return added
+
+    def _solve(self, prob: opt.Problem, reg: opt.Regularizer, stage: str,
+               model: TrainModel | None = None) -> opt.SolveResult:
+        def tick(k: int, f: float) -> None:
+            self.progress(stage, {"pass": k, "objective": f, "cache": prob.num_examples})
+
+        w0 = model.to_vector() if model is not None else None
+        if self.p.solver == "sgd":
+            res = opt.sgd(prob, reg, self.p.C, self.p.J, w0=w0, max_iter=self.p.sgd_iter,
+                          min_iter=self.p.sgd_min_iter, seed=self.p.seed, progress=tick)
+        else:
+            res = opt.dcd(prob, reg, self.p.C, self.p.J, w0=w0, passes=self.p.solver_passes,
+                          tol=self.p.solver_tol, seed=self.p.seed, progress=tick)
+        self.history += [float(v) for v in res.history]
+        logger.info("%s: %s solve over %d examples (%d pos): objective %.6f after %d passes "
+                    "(%.2f s)", stage, self.p.solver, prob.num_examples,
+                    int((prob.labels > 0).sum()), res.objective.total, res.passes, res.seconds)
+        return res

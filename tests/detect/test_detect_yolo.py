@@ -1,0 +1,174 @@
+"""YOLO inference on ONNX Runtime: Darknet's published result on dog.jpg, an
+independent decoder, the three graph forms, and the errors."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from viewfinder.detect.yolo import load_yolo, postprocess, preprocess
+from viewfinder.errors import ConfigError, ModelError, ModelNotFoundError, ShapeError
+from viewfinder.media import read_image
+from viewfinder.ops.boxes import box_iou
+
+# Darknet (pjreddie) `./darknet detect cfg/yolov3-tiny.cfg yolov3-tiny.weights data/dog.jpg`
+# finds these four at its default threshold 0.5 (boxes as drawn by Darknet, rounded).
+DARKNET_DOG = {
+    "car": (466, 74, 677, 172),
+    "bicycle": (205, 153, 577, 448),
+    "dog": (129, 186, 370, 517),
+    "truck": (533, 96, 621, 159),
+}
+
+
+@pytest.fixture(scope="module")
+def dog(shared) -> np.ndarray:
+    return read_image(shared / "images/dog.jpg")
+
+
+@pytest.fixture(scope="module")
+def detector(shared):
+    return load_yolo("yolov3-tiny", conf=0.5)
+
+
+def test_dog_matches_darknet(detector, dog) -> None:
+    dets = detector.detect(dog)
+    labels = [dets.label(i) for i in range(len(dets))]
+    assert sorted(labels) == sorted(DARKNET_DOG)
+    for i, label in enumerate(labels):
+        iou = box_iou(dets.boxes[i:i + 1], np.array([DARKNET_DOG[label]], np.float32))[0, 0]
+        assert iou > 0.95, (label, dets.boxes[i])
+    assert np.all(dets.scores > 0.5) and np.all(np.diff(dets.scores) <= 0)
+
+
+@pytest.mark.parametrize("graph", ["decoded", "nms"])
+def test_graph_forms_agree(shared, dog, detector, graph) -> None:
+    ref = detector.detect(dog)
+    other = load_yolo("yolov3-tiny", graph=graph, conf=0.5).detect(dog)
+    np.testing.assert_array_equal(other.class_ids, ref.class_ids)
+    np.testing.assert_allclose(other.boxes, ref.boxes, atol=0.05)
+    np.testing.assert_allclose(other.scores, ref.scores, atol=1e-5)
+
+
+def _independent_decode(raw, anchors_per_head, size, classes, conf):
+    """Darknet's get_yolo_detections, cell by cell, in plain Python."""
+    out = []
+    for tensor, anchors in zip(raw, anchors_per_head, strict=True):
+        _, ch, gh, gw = tensor.shape
+        per = ch // len(anchors)
+        for a, (aw, ah) in enumerate(anchors):
+            for j in range(gh):
+                for i in range(gw):
+                    v = tensor[0, a * per:(a + 1) * per, j, i].astype(np.float64)
+                    sig = [1 / (1 + math.exp(-t)) for t in v[:5]]
+                    if sig[4] <= conf:
+                        continue
+                    x, y = (i + sig[0]) / gw * size, (j + sig[1]) / gh * size
+                    w, h = math.exp(v[2]) * aw, math.exp(v[3]) * ah
+                    for c in range(classes):
+                        p = sig[4] / (1 + math.exp(-v[5 + c]))
+                        if p > conf:
+                            out.append((c, p, x - w / 2, y - h / 2, x + w / 2, y + h / 2))
+    return out
+
+
+def _independent_nms(cands, iou_thr):
+    keep = []
+    for cand in sorted(cands, key=lambda d: -d[1]):
+        a = cand[2:]
+        ok = True
+        for k in keep:
+            if k[0] != cand[0]:
+                continue
+            b = k[2:]
+            iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+            ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+            inter = iw * ih
+            union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+            if inter / union > iou_thr:
+                ok = False
+                break
+        if ok:
+            keep.append(cand)
+    return keep
+
+
+@pytest.mark.parametrize("conf", [0.1, 0.3])
+def test_independent_decoder_agrees(detector, dog, conf) -> None:
+    blob, _ = preprocess(dog, (416, 416))
+    raw = detector.session.run(blob)
+    anchors = [[(81, 82), (135, 169), (344, 319)], [(10, 14), (23, 27), (37, 58)]]
+    ref = _independent_nms(_independent_decode(raw, anchors, 416, 80, conf), 0.45)
+    from viewfinder.detect.yolo import decode_outputs
+
+    boxes, scores = decode_outputs(raw, detector.info.heads)
+    b, s, c = postprocess(boxes[0], scores[0], conf, 0.45)
+    assert len(ref) == len(b) > 4
+    np.testing.assert_array_equal(c, [r[0] for r in ref])
+    np.testing.assert_allclose(s, [r[1] for r in ref], rtol=1e-5)
+    np.testing.assert_allclose(b, [r[2:] for r in ref], atol=1e-2)
+
+
+def test_classes_filter(shared, dog) -> None:
+    dets = load_yolo("yolov3-tiny", conf=0.5, classes=["dog", 1]).detect(dog)
+    assert sorted(dets.label(i) for i in range(len(dets))) == ["bicycle", "dog"]
+
+
+@pytest.mark.parametrize("factor", [2, 3])
+def test_boxes_are_in_source_pixels(detector, dog, factor) -> None:
+    # an upscaled copy gives (almost) the same network input: boxes scale with the image
+    import cv2
+
+    big = cv2.resize(dog, None, fx=factor, fy=factor, interpolation=cv2.INTER_NEAREST)
+    ref, dets = detector.detect(dog), detector.detect(big)
+    a, b = np.argsort(ref.class_ids), np.argsort(dets.class_ids)
+    np.testing.assert_array_equal(dets.class_ids[b], ref.class_ids[a])
+    np.testing.assert_allclose(dets.boxes[b] / factor, ref.boxes[a], atol=4.0)
+
+
+@pytest.mark.parametrize(("kwargs", "error", "message"), [
+    ({"conf": 1.5}, ConfigError, r"conf=1.5: expected a value in \[0, 1\]"),
+    ({"iou": -0.1}, ConfigError, "iou=-0.1"),
+    ({"classes": ["unicorn"]}, ConfigError, "class 'unicorn': not a class name"),
+    ({"classes": [80]}, ConfigError, r"expected ids in \[0, 80\)"),
+    ({"graph": "fused"}, ConfigError, "graph 'fused'"),
+    ({"model": "yolov9-huge"}, ModelNotFoundError, "yolov9-huge"),
+    ({"model": "missing.onnx"}, ModelNotFoundError, "missing.onnx: no such model file"),
+])
+def test_load_errors(shared, kwargs, error, message) -> None:
+    with pytest.raises(error, match=message):
+        load_yolo(**kwargs)
+
+
+def test_onnx_without_metadata(shared, tmp_path) -> None:
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+    path = tmp_path / "plain.onnx"
+    onnx.save(helper.make_model(graph), path)
+    with pytest.raises(ModelError, match="no 'viewfinder.yolo' metadata"):
+        load_yolo(path)
+
+
+@pytest.mark.parametrize("image", [np.zeros((10, 10), np.uint8), np.zeros((4, 4, 3), np.float32)])
+def test_bad_image(detector, image) -> None:
+    with pytest.raises(ShapeError, match="expected \\(H, W, 3\\) uint8"):
+        detector.detect(image)
+
+
+@pytest.mark.parametrize("conf", [0.0, 0.01, 0.25, 0.5, 1.0])
+def test_objectness_prefilter_changes_nothing(detector, dog, conf) -> None:
+    from viewfinder.detect.yolo import decode_candidates, decode_outputs
+
+    blob, _ = preprocess(dog, (416, 416))
+    raw = detector.session.run(blob)
+    boxes, scores = decode_outputs(raw, detector.info.heads)
+    full = postprocess(boxes[0], scores[0], conf, 0.45)
+    fast = postprocess(*decode_candidates(raw, detector.info.heads, conf), conf, 0.45)
+    for a, b in zip(full, fast, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-4)

@@ -1,0 +1,79 @@
+"""``viewfinder faces``: images, video, profile, exit codes, no partial outputs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ORT = ("--backend", "ort", "--threads", "1")
+
+
+def test_image_to_json_and_annotated_png(shared: Path, run_cli, tmp_path: Path) -> None:
+    out, js = tmp_path / "a.png", tmp_path / "a.json"
+    code, stdout, _ = run_cli("faces", shared / "images" / "group_t1.jpg", "--out", out,
+                              "--json", js, *ORT)
+    assert code == 0 and "6 faces" in stdout
+    data = json.loads(js.read_text())
+    assert (data["width"], data["height"], len(data["faces"])) == (1280, 886, 6)
+    assert np.array(data["faces"][0]["landmarks"]).shape == (106, 2)
+    assert out.read_bytes().startswith(b"\x89PNG")
+
+
+def test_json_to_stdout_without_landmarks(shared: Path, run_cli) -> None:
+    code, stdout, stderr = run_cli("faces", shared / "images" / "group_t1.jpg", "--json", "-",
+                                   "--landmarks", "none", "--detector", "yunet", *ORT)
+    assert code == 0 and "6 faces" in stderr
+    faces = json.loads(stdout)["faces"]
+    assert len(faces) == 6 and "landmarks" not in faces[0] and len(faces[0]["kps"]) == 5
+
+
+def test_profile_prints_the_call_flow(shared: Path, run_cli) -> None:
+    code, stdout, _ = run_cli("faces", shared / "video" / "one_face_640x480_h264.mp4",
+                              "--every", "5", "--max-frames", "6", "--profile")
+    assert code == 0 and "6 frames, detector on 2" in stdout
+    for stage in ("decode", "detect infer", "crop", "landmark infer", "track + smooth", "total"):
+        assert stage in stdout
+    assert "detector:" in stdout and "landmarks:" in stdout and "auto:" in stdout
+
+
+def test_corrupt_frame_mid_video_exits_1_with_summary(shared: Path, run_cli,
+                                                      tmp_path: Path) -> None:
+    data = bytearray((shared / "video" / "group_pan_640x480.h264").read_bytes())
+    nal = [i for i in range(len(data) - 4) if data[i:i + 4] == b"\x00\x00\x00\x01"]
+    a, b = nal[len(nal) // 20], nal[len(nal) // 20 + 1]
+    data[a + 5:b] = np.random.default_rng(0).integers(0, 256, b - a - 5, np.uint8).tobytes()
+    bad = tmp_path / "bad.h264"
+    bad.write_bytes(bytes(data))
+    js = tmp_path / "r.jsonl"
+    code, stdout, stderr = run_cli("faces", bad, "--max-frames", "30", "--every", "10",
+                                   "--landmarks", "none", "--json", js, *ORT)
+    assert code == 1 and "30 frames" in stdout
+    assert "frame " in stderr and "corrupt" in stderr and "the run went on" in stderr
+    assert len(js.read_text().splitlines()) == 30
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("nope.jpg",), "no such image"),
+    (("nope.mp4",), "no such video"),
+    (("{img}", "--det-size", "640by480"), "expected WxH"),
+    (("{img}", "--det-size", "600x400"), "multiples of 32"),
+    (("{img}", "--every", "0"), "0"),
+    (("{img}", "--detector", "{models}/2d106det.onnx"), "match no known face detector layout"),
+    (("{img}", "--detector", "scrfd_9000"), "not in the zoo"),
+    (("{img}", "--out", "{tmp}/x.mp4"), "expected an image file"),
+    (("{vid}", "--out", "{tmp}/x.png"), "expected a video file"),
+    (("{img}", "--backend", "tensorflow"), "tensorflow"),
+])
+def test_bad_input_exits_2_without_output(shared: Path, run_cli, tmp_path: Path, args,
+                                          message) -> None:
+    fill = {"img": shared / "images" / "group_t1.jpg", "models": shared / "models" / "face",
+            "vid": shared / "video" / "one_face_640x480_h264.mp4", "tmp": tmp_path}
+    argv = [a.format(**fill) for a in args]
+    code, stdout, stderr = run_cli("faces", *ORT, *argv, "--json", tmp_path / "r.json")
+    assert code == 2 and message in stderr
+    # one clear line (click's usage errors add a usage hint above it)
+    assert len([ln for ln in stderr.splitlines() if ln.lower().startswith("error")]) == 1
+    assert list(tmp_path.iterdir()) == []
