@@ -117,3 +117,19 @@ def test_real_yolov3_tiny(shared) -> None:
 def test_missing_file(tmp_path) -> None:
     with pytest.raises(InputFileError, match="no such Darknet cfg"):
         parse_cfg(tmp_path / "nope.cfg")
+
+
+@pytest.mark.parametrize(("layout", "layers", "grids", "weights_bytes"), [
+    # sizes of the published yolov3.weights and yolov4-tiny.weights files
+    ("yolov3", 107, [(13, 13), (26, 26), (52, 52)], 248_007_048),
+    ("yolov4_tiny", 38, [(13, 13), (26, 26)], 24_251_276),
+])
+def test_published_layouts_match_their_weights_files(layout, layers, grids, weights_bytes) -> None:
+    import darknet_layouts
+
+    from viewfinder.detect.darknet_weights import expected_weights_size
+
+    spec = parse_cfg_text(getattr(darknet_layouts, layout)())
+    assert len(spec.layers) == layers
+    assert [h.grid for h in yolo_heads(spec)] == grids
+    assert expected_weights_size(spec) == weights_bytes

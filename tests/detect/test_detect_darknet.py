@@ -159,3 +159,19 @@ def test_export_failure_leaves_no_file(tiny, tmp_path) -> None:
 
 def test_yolov3_tiny_parse_shapes(tiny) -> None:
     assert parse_cfg(tiny[0]).layers[-1].out_shape == (255, 26, 26)
+
+
+def test_yolov4_tiny_layout_torch_matches_onnx(tmp_path) -> None:
+    import darknet_layouts
+
+    spec = parse_cfg_text(darknet_layouts.yolov4_tiny(), size=128)
+    path = _random_weights(spec, tmp_path / "v4t.weights", seed=3)
+    model = build_darknet(spec, path)
+    x = torch.rand(1, 3, 128, 128, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        ref = [t.numpy() for t in model(x)]
+    _, tensors = read_weights(path, spec)
+    out = _session(build_onnx(spec, tensors)).run(None, {"images": x.numpy()})
+    assert [o.shape for o in out] == [(1, 255, 4, 4), (1, 255, 8, 8)]
+    for r, o in zip(ref, out, strict=True):  # random weights: activations grow to ~1e3
+        assert float(np.abs(o - r).max()) < 1e-5 * float(np.abs(r).max())

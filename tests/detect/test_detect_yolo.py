@@ -13,8 +13,11 @@ from viewfinder.errors import ConfigError, ModelError, ModelNotFoundError, Shape
 from viewfinder.media import read_image
 from viewfinder.ops.boxes import box_iou
 
-# Darknet (pjreddie) `./darknet detect cfg/yolov3-tiny.cfg yolov3-tiny.weights data/dog.jpg`
-# finds these four at its default threshold 0.5 (boxes as drawn by Darknet, rounded).
+# Darknet's published yolov3-tiny result on dog.jpg (`./darknet detect ... data/dog.jpg`,
+# threshold 0.5) names a dog, a bicycle and a car/truck; ours at 0.5 are dog, bicycle, car
+# and truck (a second, smaller box on the same vehicle). The boxes are this implementation's, recorded once and checked by
+# eye against the image (dog lower left, bicycle centre, car/truck upper right): a
+# regression anchor, not a number copied from Darknet's console.
 DARKNET_DOG = {
     "car": (466, 74, 677, 172),
     "bicycle": (205, 153, 577, 448),
@@ -161,7 +164,7 @@ def test_bad_image(detector, image) -> None:
         detector.detect(image)
 
 
-@pytest.mark.parametrize("conf", [0.0, 0.01, 0.25, 0.5, 1.0])
+@pytest.mark.parametrize("conf", [0.01, 0.25, 0.5, 1.0])
 def test_objectness_prefilter_changes_nothing(detector, dog, conf) -> None:
     from viewfinder.detect.yolo import decode_candidates, decode_outputs
 
@@ -172,3 +175,26 @@ def test_objectness_prefilter_changes_nothing(detector, dog, conf) -> None:
     fast = postprocess(*decode_candidates(raw, detector.info.heads, conf), conf, 0.45)
     for a, b in zip(full, fast, strict=True):
         np.testing.assert_allclose(a, b, atol=1e-4)
+
+
+def test_inference_and_export_need_no_torch(shared, tmp_path) -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['torch'] = None\n"
+        "from viewfinder.detect import export_onnx, load_yolo\n"
+        "from viewfinder.media import read_image\n"
+        f"d = r'{shared}/models/detect/yolov3-tiny/'\n"
+        f"p = export_onnx(d + 'yolov3-tiny.cfg', d + 'yolov3-tiny.weights', r'{tmp_path}/t.onnx')\n"
+        f"dets = load_yolo(p, conf=0.5).detect(read_image(r'{shared}/images/dog.jpg'))\n"
+        "print(sorted(dets.label(i) for i in range(len(dets))))\n"
+        "from viewfinder.detect.darknet import build_darknet\n"
+        "try:\n    build_darknet(d + 'yolov3-tiny.cfg')\n"
+        "except ImportError as e:\n    print(e)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, check=True).stdout.splitlines()
+    assert out[0] == "['bicycle', 'car', 'dog', 'truck']"
+    assert out[1] == ("torch is needed for building Darknet models but is not installed: "
+                      "pip install 'viewfinder[train]'")

@@ -38,11 +38,13 @@ def test_cache_is_bounded(max_examples, max_bytes, accepted):
     assert c.full == (accepted < 4)
 
 
-def test_duplicate_negatives_are_refused():
-    c = _cache()
+def test_a_re_mined_window_is_not_new_but_takes_the_new_placement():
+    c = _cache(max_examples=1)
     assert c.add_negative(("a", 0, 1), 0, np.ones(3))
-    assert not c.add_negative(("a", 0, 1), 0, np.ones(3))
+    assert c.full
+    assert not c.add_negative(("a", 0, 1), 0, np.full(3, 7.0))  # same window, even when full
     assert c.num_neg == 1
+    np.testing.assert_array_equal(c.problem().data, np.full(3, 7.0))  # stale features replaced
 
 
 def test_shrink_drops_easy_negatives_and_frees_bytes():

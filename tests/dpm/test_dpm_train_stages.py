@@ -137,3 +137,42 @@ def test_load_trained_rejects_unfinished_or_foreign_files(tmp_path, make, error,
     path = target if target.exists() else target.with_suffix(".npz")
     with pytest.raises(error, match=match):
         load_trained(path)
+
+
+def test_dcd_matches_or_beats_learn_cc_on_a_real_dpm_cache(trained):
+    """Latent positives, mined negatives, deformation bounds: the pipeline's own cache."""
+    from viewfinder.datasets.voc import VOCDataset
+    from viewfinder.dpm.train import optimize as opt
+    from viewfinder.dpm.train.cache import FeatureCache
+    from viewfinder.dpm.train.search import (
+        PyramidCache,
+        best_placements,
+        entries_of,
+        hard_negatives,
+    )
+
+    voc_root, result = trained
+    model = result.model
+    voc = VOCDataset(voc_root, "train")
+    pyrs = PyramidCache(voc, model.sbin, model.interval, model.padding)
+    cache = FeatureCache(model.offsets(), 5000, 10**9)
+    pos = []
+    for image_id in voc.ids[:16]:
+        boxes = voc.annotation(image_id).boxes(CLASS)
+        pyr = pyrs.get(image_id)
+        if len(boxes):
+            boxes[:, :2] -= 1  # devkit -> continuous corners
+            pos += [entries_of(model, pyr, p) for p in best_placements(model, pyr, boxes, 0.7)
+                    if p]
+        else:
+            for pl in hard_negatives(model, pyr, -1.5, 40):
+                cache.add_negative((image_id, pl.level, pl.rx, pl.ry, pl.flip), pl.component,
+                                   entries_of(model, pyr, [pl])[0][1])
+    cache.set_positives(pos)
+    prob, reg = cache.problem(), model.regularizer()
+    assert cache.num_pos >= 5 and cache.num_neg >= 20
+    f_sgd = opt.sgd(prob, reg, SMALL.C, max_iter=400_000, min_iter=200_000).objective.total
+    res = opt.dcd(prob, reg, SMALL.C, passes=300, tol=1e-4)
+    assert res.objective.total <= f_sgd * (1 + 1e-4)
+    lower = reg.lower[np.isfinite(reg.lower)]
+    assert (res.w[np.isfinite(reg.lower)] >= lower - 1e-12).all()

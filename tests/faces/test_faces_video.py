@@ -115,3 +115,16 @@ def test_bad_sources_leave_no_output(pipe, tmp_path: Path, source, error, match)
 def test_bad_interval() -> None:
     with pytest.raises(ConfigError, match="every 0"):
         FacePipeline(backend="ort", every=0)
+
+
+def test_profile_rows_follow_the_call_flow(shared: Path) -> None:
+    from viewfinder.faces import STAGES
+
+    p = FacePipeline(backend="ort", threads=1, every=5, profile=True)
+    p.run(shared / "video" / "one_face_640x480_h264.mp4", max_frames=10)
+    rows = p.profile_rows()
+    names = [r[0] for r in rows]
+    assert names == [s for s in STAGES if s in names] and p.profiler.frames == 10
+    assert {"decode", "detect infer", "landmark infer", "track + smooth"} <= set(names)
+    assert sum(r[2] for r in rows) == pytest.approx(1.0)
+    assert all(ms > 0 for _, ms, _ in rows)

@@ -11,6 +11,7 @@ import pytest
 from viewfinder.errors import (
     BackendError,
     ConfigError,
+    FormatError,
     MissingDependencyError,
     ModelError,
     ProviderError,
@@ -57,6 +58,8 @@ def test_fixed_shape_mismatch_is_a_shape_error(tiny_model, backend: str) -> None
         sess.run(np.zeros((1, 3, 5, 5), np.float32))
     with pytest.raises(ShapeError, match="input 'x' not given"):
         sess.run({"nope": np.zeros((1, 3, 4, 4), np.float32)})
+    with pytest.raises(FormatError, match="dtype float64, expected float32"):
+        sess.run(np.zeros((1, 3, 4, 4)))
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -112,7 +112,8 @@ def _shapes(session: Session, spec: ModelSpec | None, opts: dict[str, Any]
         info = session.inputs[0]
         if info.is_dynamic:
             w, h = spec.input.image_size
-            shapes = {info.name: (opts["batch"], 3, h, w)}
+            nchw = spec.input.layout == "NCHW"
+            shapes = {info.name: (opts["batch"], 3, h, w) if nchw else (opts["batch"], h, w, 3)}
     return input_shapes(session, shapes, opts["batch"])
 
 

@@ -113,8 +113,8 @@ def decode_candidates(raw: Sequence[np.ndarray], heads: Sequence[YoloHead], conf
 
 
 def postprocess(boxes: np.ndarray, scores: np.ndarray, conf: float, iou: float,
-                classes: Sequence[int] | None = None, max_det: int = 300
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                classes: Sequence[int] | None = None, max_det: int = 300,
+                max_candidates: int = 10_000) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Threshold (box, class) pairs and run class-wise NMS for one image.
 
     Args:
@@ -124,6 +124,7 @@ def postprocess(boxes: np.ndarray, scores: np.ndarray, conf: float, iou: float,
         iou: NMS IoU threshold (overlaps strictly above are suppressed).
         classes: Only these class ids (None: all).
         max_det: At most this many detections, by decreasing score.
+        max_candidates: At most this many best-scoring pairs enter NMS.
 
     Returns:
         ``boxes (M, 4)``, ``scores (M,)``, ``class_ids (M,)`` by decreasing score.
@@ -133,7 +134,11 @@ def postprocess(boxes: np.ndarray, scores: np.ndarray, conf: float, iou: float,
         mask[list(classes)] = True
         scores = np.where(mask[None, :], scores, 0.0)
     k, c = np.nonzero(scores > conf)
-    b, s = boxes[k], scores[k, c]
+    s = scores[k, c]
+    if len(s) > max_candidates:  # a very low conf must not make NMS quadratic in 10^5 pairs
+        top = np.argpartition(-s, max_candidates)[:max_candidates]
+        k, c, s = k[top], c[top], s[top]
+    b = boxes[k]
     keep = batched_nms(b, s, c, iou)[:max_det]
     return b[keep].astype(np.float32), s[keep].astype(np.float32), c[keep].astype(np.int64)
 

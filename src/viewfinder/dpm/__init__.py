@@ -7,33 +7,25 @@ Split as FFLD is: :mod:`~viewfinder.dpm.features` (HOG), :mod:`~viewfinder.dpm.p
 (scoring, box prediction, NMS) and :mod:`~viewfinder.dpm.visualize` (pictures).
 Training lives in :mod:`viewfinder.dpm.train`.
 
-Submodules are imported lazily, so ``import viewfinder.dpm`` stays cheap.
+Detection: ``from viewfinder.dpm.detect import detect`` (``viewfinder.dpm.detect`` is the
+module, so that ``import viewfinder.dpm.detect as m`` keeps working).
 """
 
-from __future__ import annotations
+from viewfinder.dpm.detect import DPMDetections
+from viewfinder.dpm.features import flip_features, hog
+from viewfinder.dpm.model import Component, Model, Part, load_voc_release5
+from viewfinder.dpm.pyramid import Pyramid, feature_pyramid
+from viewfinder.dpm.zoo import load_model
 
-import importlib
-from typing import Any
-
-_EXPORTS = {
-    "hog": "features",
-    "flip_features": "features",
-    "Pyramid": "pyramid",
-    "feature_pyramid": "pyramid",
-    "Model": "model",
-    "Component": "model",
-    "Part": "model",
-    "load_voc_release5": "model",
-    "load_model": "zoo",
-    "DPMDetections": "detect",
-    "detect": "detect",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        module = importlib.import_module(f"viewfinder.dpm.{_EXPORTS[name]}")
-        return getattr(module, name)
-    raise AttributeError(f"module 'viewfinder.dpm' has no attribute {name!r}")
+__all__ = [
+    "Component",
+    "DPMDetections",
+    "Model",
+    "Part",
+    "Pyramid",
+    "feature_pyramid",
+    "flip_features",
+    "hog",
+    "load_model",
+    "load_voc_release5",
+]

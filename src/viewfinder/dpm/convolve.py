@@ -36,7 +36,7 @@ DEFAULT_PATCH = (64, 64)
 #: Below this many multiply-adds (cells x filter weights) the direct path is used.
 FFT_MIN_WORK = 2.0e8
 _FILTER_FFT_CACHE: dict[tuple[int, int, int], tuple[tuple[np.ndarray, ...], np.ndarray]] = {}
-_CACHE_SIZE = 8
+_CACHE_SIZE = 2  # each entry is ~50 MB for 48 filters at 64x64
 
 
 @numba.njit(cache=True)
@@ -50,18 +50,6 @@ def _shift_sum(z: np.ndarray, fh: int, fw: int) -> np.ndarray:
                 k = dy * fw + dx
                 for x in range(ow):
                     out[y, x] += z[y + dy, x + dx, k]
-    return out
-
-
-@numba.njit(cache=True)
-def _to_spectrum(prod: np.ndarray, k: int) -> np.ndarray:
-    """``(F, 2K, P)`` real/imaginary blocks → ``(K, P, F)`` complex64."""
-    nf, _, npatch = prod.shape
-    out = np.empty((k, npatch, nf), np.complex64)
-    for f in range(nf):
-        for i in range(k):
-            for p in range(npatch):
-                out[i, p, f] = complex(prod[f, i, p], prod[f, k + i, p])
     return out
 
 
@@ -116,11 +104,12 @@ def _pack(shapes: Sequence[tuple[int, int]], patch: tuple[int, int],
 
 
 def _filter_ffts(filters: tuple[np.ndarray, ...], patch: tuple[int, int]) -> np.ndarray:
-    """Conjugate filter transforms as real blocks ``(F, 2K, 64)`` (cached by identity).
+    """Conjugate filter transforms as real blocks ``(F, 64, 2K)`` (cached by identity).
 
-    A complex product ``conj(W) @ X`` per frequency is computed as the real product
-    ``[[Wr, Wi], [-Wi, Wr]] @ [Xr; Xi]`` (NumPy batches real ``sgemm`` efficiently but
-    not complex ones).
+    The complex products ``X . conj(W)`` per frequency are computed as one real product
+    ``[Xr, Xi] @ B`` (NumPy batches real ``sgemm`` efficiently but not complex ones). The
+    columns of ``B`` alternate real and imaginary parts (``[Wr; Wi]``, ``[-Wi; Wr]``), so
+    the float32 result *is* the complex64 spectrum ``(F, P, K)``, without a copy.
     """
     key = (id(filters), patch[0], patch[1])
     hit = _FILTER_FFT_CACHE.get(key)
@@ -130,10 +119,11 @@ def _filter_ffts(filters: tuple[np.ndarray, ...], patch: tuple[int, int]) -> np.
     for k, f in enumerate(filters):
         padded[k, :f.shape[0], :f.shape[1]] = f
     spec = scipy.fft.rfftn(padded, axes=(1, 2), workers=os.cpu_count())
-    spec = spec.reshape(len(filters), -1, FEATURE_DIM).transpose(1, 0, 2)  # (F, K, 32)
+    spec = spec.reshape(len(filters), -1, FEATURE_DIM).transpose(1, 2, 0)  # (F, 32, K)
     wr, wi = spec.real, spec.imag  # conj(W) = wr - i*wi
-    out = np.concatenate([np.concatenate([wr, wi], axis=2),
-                          np.concatenate([-wi, wr], axis=2)], axis=1).astype(np.float32)
+    out = np.empty((spec.shape[0], 2 * FEATURE_DIM, 2 * len(filters)), np.float32)
+    out[:, :FEATURE_DIM, 0::2], out[:, FEATURE_DIM:, 0::2] = wr, wi
+    out[:, :FEATURE_DIM, 1::2], out[:, FEATURE_DIM:, 1::2] = -wi, wr
     if len(_FILTER_FFT_CACHE) >= _CACHE_SIZE:
         _FILTER_FFT_CACHE.pop(next(iter(_FILTER_FFT_CACHE)))
     _FILTER_FFT_CACHE[key] = (filters, out)
@@ -156,12 +146,12 @@ def _fft(levels: Sequence[np.ndarray], filters: tuple[np.ndarray, ...],
     workers = os.cpu_count()
     xf = scipy.fft.rfftn(x, axes=(1, 2), workers=workers)
     nf = xf.shape[1] * xf.shape[2]
-    xf = xf.reshape(npatch, nf, FEATURE_DIM).transpose(1, 2, 0)  # (F, 32, P)
-    xb = np.concatenate([xf.real, xf.imag], axis=1).astype(np.float32)  # (F, 64, P)
-    prod = np.matmul(_filter_ffts(filters, patch), xb)  # (F, 2K, P): real, imaginary parts
-    spec = _to_spectrum(prod, len(filters)).reshape(len(filters), npatch, patch[0],
-                                                     patch[1] // 2 + 1)
-    resp = scipy.fft.irfftn(spec, s=patch, axes=(2, 3), workers=workers)
+    xf = xf.reshape(npatch, nf, FEATURE_DIM).transpose(1, 0, 2)  # (F, P, 32)
+    xb = np.concatenate([xf.real, xf.imag], axis=2)  # (F, P, 64) float32
+    prod = np.matmul(xb, _filter_ffts(filters, patch))  # (F, P, 2K) = complex (F, P, K)
+    spec = prod.view(np.complex64).reshape(patch[0], patch[1] // 2 + 1, npatch, len(filters))
+    spec = np.ascontiguousarray(spec.transpose(2, 3, 0, 1))  # pocketfft is fastest on last axes
+    resp = scipy.fft.irfftn(spec, s=patch, axes=(2, 3), workers=workers)  # (P, K, PH, PW)
     _scatter(resp, tiles, levels, filters, fmax, out)
     return out
 
@@ -176,7 +166,7 @@ def _scatter(resp: np.ndarray, tiles: list[_Tile], levels: Sequence[np.ndarray],
             oh = min(t.h - f.shape[0] + 1, dst.shape[0] - t.y)
             ow = min(t.w - f.shape[1] + 1, dst.shape[1] - t.x)
             if oh > 0 and ow > 0:
-                dst[t.y:t.y + oh, t.x:t.x + ow] = resp[k, t.patch, t.py:t.py + oh,
+                dst[t.y:t.y + oh, t.x:t.x + ow] = resp[t.patch, k, t.py:t.py + oh,
                                                        t.px:t.px + ow]
 
 

@@ -33,7 +33,7 @@ from viewfinder.dpm.pyramid import Pyramid, feature_pyramid
 from viewfinder.errors import ShapeError, check_shape
 from viewfinder.structures import Detections
 
-__all__ = ["DPMDetections", "detect", "score_pyramid"]
+__all__ = ["DPMDetections", "detect", "responses", "score_levels", "score_pyramid"]
 
 
 @dataclass(frozen=True)
@@ -152,15 +152,25 @@ def _component_scores(model: Model, c: int, level: int, root: np.ndarray,
     return score, placements
 
 
-def score_pyramid(model: Model, pyr: Pyramid, threshold: float, method: str = "auto",
-                  timings: dict[str, float] | None = None) -> _Candidates:
-    """Root placements scoring above ``threshold`` at every root level (max over components)."""
-    roots, parts, root_index, part_index = _filter_banks(model)
+def responses(model: Model, pyr: Pyramid, method: str = "auto"
+              ) -> tuple[list[list[np.ndarray]], list[list[np.ndarray]]]:
+    """Root filter responses on the root levels and part responses on the part levels.
+
+    Returns:
+        ``(root_resp, part_resp)``: ``root_resp[l - interval][k]`` for the model's distinct
+        root filters, ``part_resp[l][k]`` for its distinct part filters (sorted by filter index).
+    """
+    roots, parts, _, _ = _filter_banks(model)
     iv = pyr.interval
-    t0 = time.perf_counter()
-    root_resp = filter_responses(pyr.levels[iv:], roots, method)
-    part_resp = filter_responses(pyr.levels[:max(len(pyr) - iv, 0)], parts, method)
-    t1 = time.perf_counter()
+    return (filter_responses(pyr.levels[iv:], roots, method),
+            filter_responses(pyr.levels[:max(len(pyr) - iv, 0)], parts, method))
+
+
+def score_levels(model: Model, pyr: Pyramid, root_resp: list, part_resp: list,
+                 threshold: float) -> _Candidates:
+    """Distance transforms, component scores and their max, kept above ``threshold``."""
+    _, _, root_index, part_index = _filter_banks(model)
+    iv = pyr.interval
     cand = _Candidates([], [], [], [], [], [])
 
     def level_job(li: int) -> tuple[int, list]:
@@ -175,16 +185,25 @@ def score_pyramid(model: Model, pyr: Pyramid, threshold: float, method: str = "a
             maps.append((c, score, placed))
         return level, maps
 
-    td = time.perf_counter()
     workers = max(1, min(len(pyr) - iv, os.cpu_count() or 1))
     with ThreadPoolExecutor(workers) as pool:
         for level, maps in pool.map(level_job, range(len(pyr) - iv)):
             if maps:
                 _collect(cand, level, maps, threshold)
-    t_dt = time.perf_counter() - td
+    return cand
+
+
+def score_pyramid(model: Model, pyr: Pyramid, threshold: float, method: str = "auto",
+                  timings: dict[str, float] | None = None) -> _Candidates:
+    """Root placements scoring above ``threshold`` at every root level (max over components)."""
+    t0 = time.perf_counter()
+    root_resp, part_resp = responses(model, pyr, method)
+    t1 = time.perf_counter()
+    cand = score_levels(model, pyr, root_resp, part_resp, threshold)
     if timings is not None:
         timings["convolution"] = timings.get("convolution", 0.0) + t1 - t0
-        timings["distance transforms"] = timings.get("distance transforms", 0.0) + t_dt
+        timings["distance transforms"] = (timings.get("distance transforms", 0.0)
+                                          + time.perf_counter() - t1)
     return cand
 
 

@@ -92,7 +92,7 @@ def _fixed_hw(session: Session, model: str) -> tuple[int | None, int | None, boo
     if len(session.inputs) != 1:
         raise ModelError(f"{model}: expected one image input, got {len(session.inputs)}")
     shape = session.inputs[0].shape
-    if len(shape) != 4 or shape[1] not in (3, None) and not isinstance(shape[1], str):
+    if len(shape) != 4 or (shape[1] not in (3, None) and not isinstance(shape[1], str)):
         raise ModelError(f"{model}: expected an image input [N, 3, H, W], got {list(shape)}")
     h, w = (d if isinstance(d, int) and d > 0 else None for d in shape[2:])
     return h, w, not (isinstance(shape[0], int) and shape[0] == 1)

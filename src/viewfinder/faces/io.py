@@ -110,7 +110,15 @@ def _folder(path: Path, max_frames: int | None, fps: float = 25.0) -> FrameSourc
 def _camera(index: int, max_frames: int | None) -> FrameSource:
     import cv2
 
-    cap = cv2.VideoCapture(index)
+    quiet = getattr(getattr(cv2, "utils", None), "logging", None)
+    level = quiet.getLogLevel() if quiet else None
+    if quiet:  # OpenCV's own warnings would add lines to our one-line error
+        quiet.setLogLevel(quiet.LOG_LEVEL_ERROR)
+    try:
+        cap = cv2.VideoCapture(index)
+    finally:
+        if quiet:
+            quiet.setLogLevel(level)
     if not cap.isOpened():
         raise InputFileError(f"camera {index}: cannot open")
     fps = cap.get(cv2.CAP_PROP_FPS) or 30.0

@@ -54,8 +54,9 @@ class Landmarker106:
     Args:
         session: The landmark model. A dynamic batch dimension lets several faces
             share a call; a fixed batch of 1 runs one call per face.
-        batch: ``"all"``: all faces of an image in one call (on OpenVINO in
-            power-of-two chunks, 6 = 4 + 2, so a new face count does not recompile);
+        batch: ``"all"``: all faces of an image in one call (up to ``max_chunk`` = 32
+            faces a call; on OpenVINO in power-of-two chunks, 6 = 4 + 2, so that a new
+            face count does not recompile);
             ``"single"``: one call per face; ``"auto"``: on the first image with
             several faces, time both on its real crops and keep the faster
             (:attr:`batch_reason` says what was measured).
@@ -90,8 +91,9 @@ class Landmarker106:
         """Batch sizes for ``n`` faces under ``mode`` (``"all"`` or ``"single"``)."""
         if mode == "single":
             return [1] * n
-        if self.session.backend == "ort":
-            return [n]
+        if self.session.backend == "ort":  # any batch size, no compile: equal chunks
+            full, rest = divmod(n, self.max_chunk)
+            return [self.max_chunk] * full + ([rest] if rest else [])
         sizes = []
         while n:
             size = min(1 << (n.bit_length() - 1), self.max_chunk)
@@ -99,36 +101,52 @@ class Landmarker106:
             n -= size
         return sizes
 
-    def _run(self, blob: np.ndarray, mode: str) -> np.ndarray:
+    @staticmethod
+    def _blob(crops: np.ndarray) -> np.ndarray:
+        """``(n, 192, 192, 3)`` BGR uint8 -> ``(n, 3, 192, 192)`` RGB float32 0..255."""
+        return np.ascontiguousarray(crops[..., ::-1].transpose(0, 3, 1, 2), np.float32)
+
+    def _run(self, crops: np.ndarray, mode: str, profiler: Profiler = NULL_PROFILER
+             ) -> np.ndarray:
+        """Run the net over the crops chunk by chunk (converting each chunk just before
+        its call keeps a crowd's float blob out of memory: 383 faces are 170 MB)."""
         outs, start = [], 0
-        for size in self._chunks(len(blob), mode):
-            outs.append(self.session.run(blob[start:start + size])[0])
+        for size in self._chunks(len(crops), mode):
+            with profiler.stage("crop"):
+                blob = self._blob(crops[start:start + size])
+            with profiler.stage("landmark infer"):
+                outs.append(self.session.run(blob)[0])
             start += size
         return outs[0] if len(outs) == 1 else np.concatenate(outs)
 
-    def _choose(self, blob: np.ndarray, rounds: int = 3) -> np.ndarray:
-        """Time one batch against one call per face on these crops; keep the faster."""
+    def _choose(self, crops: np.ndarray, profiler: Profiler, rounds: int = 3,
+                most: int = 8) -> np.ndarray:
+        """Time one batch against one call per face on (up to ``most`` of) these crops;
+        keep the faster for this and every later image."""
+        sample = crops[:most]
         times: dict[str, list[float]] = {"all": [], "single": []}
-        pred = self._run(blob, "all")  # warm-up (and compile) both ways
-        self._run(blob, "single")
+        self._run(sample, "all")  # warm-up (and compile) both ways
+        self._run(sample, "single")
         for _ in range(rounds):
             for mode, spent in times.items():
                 t0 = time.perf_counter()
-                self._run(blob, mode)
+                self._run(sample, mode)
                 spent.append(time.perf_counter() - t0)
         ms = {mode: statistics.median(v) * 1e3 for mode, v in times.items()}
         self.batch = min(ms, key=ms.__getitem__)
-        n = len(blob)
+        n = len(sample)
         self.batch_reason = (f"landmark batching: {self.batch} (one batch of {n} "
                              f"{ms['all']:.1f} ms vs {n} calls of 1 {ms['single']:.1f} ms, "
                              f"median of {rounds})")
         log.info("%s: %s", Path(self.session.path).name, self.batch_reason)
-        return pred
+        return self._run(crops, self.batch, profiler)
 
-    def _infer(self, blob: np.ndarray) -> np.ndarray:
+    def _infer(self, crops: np.ndarray, profiler: Profiler) -> np.ndarray:
         if self.batch == "auto":
-            return self._choose(blob) if len(blob) > 1 else self._run(blob, "single")
-        return self._run(blob, self.batch)
+            if len(crops) > 1:
+                return self._choose(crops, profiler)
+            return self._run(crops, "single", profiler)
+        return self._run(crops, self.batch, profiler)
 
     def __call__(self, image: np.ndarray, boxes: np.ndarray,
                  profiler: Profiler = NULL_PROFILER) -> np.ndarray:
@@ -145,11 +163,8 @@ class Landmarker106:
         if not len(boxes):
             return np.zeros((0, 106, 2), np.float32)
         with profiler.stage("crop"):
-            image = to_bgr(image)
-            crops, m = self.crops(image, boxes)
-            blob = np.ascontiguousarray(crops[..., ::-1].transpose(0, 3, 1, 2), np.float32)
-        with profiler.stage("landmark infer"):
-            pred = self._infer(blob)
+            crops, m = self.crops(to_bgr(image), boxes)
+        pred = self._infer(crops, profiler)
         with profiler.stage("landmark post"):
             pts = (pred.reshape(len(boxes), 106, 2).astype(np.float64) + 1.0) * (self.size / 2)
             s = m[:, 0, 0][:, None, None]

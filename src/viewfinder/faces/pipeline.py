@@ -145,6 +145,7 @@ class FacePipeline:
     def step(self, image: np.ndarray, t: float | None = None) -> Faces:
         """Process the next video frame (time ``t`` in seconds; frame count / 25 if None)."""
         image = to_bgr(image)
+        self.profiler.frames += 1
         t = self._frame / 25.0 if t is None else float(t)
         faces = None
         if self._frame % self.every and self.tracker.tracks:
@@ -228,7 +229,6 @@ class FacePipeline:
                     break
                 index, t, image = item
                 faces = self.step(image, t)
-                prof.frames += 1
                 summary.frames += 1
                 with prof.stage("draw / encode"):
                     if jsink is not None:

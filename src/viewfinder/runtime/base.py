@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from viewfinder.errors import ShapeError, check_shape
+from viewfinder.errors import FormatError, ShapeError, check_shape
 
 __all__ = ["Session", "TensorInfo", "concrete_shape", "match_outputs_by_shape"]
 
@@ -117,6 +117,7 @@ class Session(abc.ABC):
 
         Raises:
             ShapeError: with the input's name and expected vs actual shape.
+            FormatError: an input of the wrong dtype.
         """
         for info in self.inputs:
             if info.name not in feeds:
@@ -124,6 +125,10 @@ class Session(abc.ABC):
                                  f"(got {', '.join(feeds) or 'nothing'})")
             pattern = [d if isinstance(d, int) and d >= 0 else None for d in info.shape]
             check_shape(feeds[info.name], pattern, f"{self.path}: input {info.name!r}")
+            dtype = getattr(feeds[info.name], "dtype", None)
+            if dtype != info.dtype:
+                raise FormatError(f"{self.path}: input {info.name!r}: dtype {dtype}, "
+                                  f"expected {info.dtype}")
 
 
 def concrete_shape(info: TensorInfo, shape: Sequence[int] | None, model: str = "model"

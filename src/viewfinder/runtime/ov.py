@@ -221,7 +221,7 @@ class OvSession(Session):
         """
         feeds = self._feeds(feeds)
         self.check_feeds(feeds)
-        arrays = [np.ascontiguousarray(feeds[i.name], dtype=i.dtype) for i in self._inputs]
+        arrays = [np.ascontiguousarray(feeds[i.name]) for i in self._inputs]
         req = self._request(tuple(a.shape for a in arrays))
         with self._run_lock:
             try:

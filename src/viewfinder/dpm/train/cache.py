@@ -2,8 +2,9 @@
 
 Positives are examples with one entry per component (the best placement of each
 component that overlaps the box enough): the solver takes the max, so the
-component is latent too. Negatives are single-entry examples, deduplicated by key
-(image, component, orientation, level, cell). The cache is bounded by an example
+component is latent too. Negatives are single-entry examples keyed by their root
+window (image, component, orientation, level, cell); mining a window again replaces
+its features, so its part placement follows the model. The cache is bounded by an example
 count and a byte budget; when full, mining stops, the solver runs, and easy
 negatives (score below the margin) are dropped before mining goes on.
 """
@@ -69,10 +70,20 @@ class FeatureCache:
         self._pos = [list(p) for p in positives if p]
 
     def add_negative(self, key: Hashable, component: int, features: np.ndarray) -> bool:
-        """Add one negative; False if it is already held or the cache is full."""
-        if key in self._neg or self.full:
-            return False
+        """Add one negative; True if it is new.
+
+        A key already held (the same root window) gets the new features: its latent part
+        placement is re-inferred with the current model, as each mining round must (a
+        stale placement would hide how high the window scores now). A new key is refused
+        when the cache is full.
+        """
         f = np.ascontiguousarray(features, np.float32)
+        if key in self._neg:
+            self._neg_bytes += f.nbytes - self._neg[key][1].nbytes
+            self._neg[key] = (int(component), f)
+            return False
+        if self.full:
+            return False
         self._neg[key] = (int(component), f)
         self._neg_bytes += f.nbytes
         return True

@@ -18,6 +18,7 @@ A rerun with the same parameters loads the last finished stage and goes on.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -151,8 +152,6 @@ class _Trainer:
 
     def _training_data(self) -> TrainingData:
         if self.data is None:
-            import json
-
             path = self.run_dir.file("data.json")
             self.data = TrainingData.from_dict(json.loads(path.read_text(encoding="utf-8")))
         return self.data
@@ -167,8 +166,6 @@ class _Trainer:
     # ------------------------------------------------------------------ stages
 
     def _stage_data(self, _model: None) -> None:
-        import json
-
         self.data = collect(self.voc, self.cls, self.p)
         atomic_write_text(self.run_dir.file("data.json"), json.dumps(self.data.to_dict()))
         return None
