@@ -225,3 +225,14 @@ def test_batch_stacks_input_files_and_pads_the_last(tiny_model, tmp_path: Path, 
     assert first.shape == last.shape == (2, 3, 2, 2)
     np.testing.assert_array_equal(first[:, 0, 0, 0], [1.0, 3.0])  # y = 2x + 1 for x = 0, 1
     np.testing.assert_array_equal(last[:, 0, 0, 0], [5.0, 5.0])   # in2, padded with itself
+
+
+def test_bench_auto_says_what_it_picked_and_why(tiny_model, run_cli, has_openvino,
+                                                 monkeypatch: pytest.MonkeyPatch,
+                                                 tmp_path: Path) -> None:
+    monkeypatch.setenv("VIEWFINDER_CACHE", str(tmp_path / "cache"))
+    code, out, err = run_cli("bench", "--model", tiny_model(), "--backend", "auto",
+                             "--shape", "1,3,8,8", "--loop", "2")
+    assert code == 0, err
+    (line,) = [ln for ln in out.splitlines() if "[auto: " in ln]
+    assert "1x3x8x8" in line and " ms vs " in line

@@ -91,23 +91,29 @@ def _dt1d(src: np.ndarray, a: float, b: float, p0: int, step: int, m: int,
 
 
 @numba.njit(cache=True, nogil=True)
-def _dt2d(f: np.ndarray, ax: float, bx: float, ay: float, by: float,
-          y0: int, x0: int, step: int, ny: int, nx: int
-          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    h, w = f.shape
-    n = max(h, w)
-    v = np.empty(n, np.int64)
-    z = np.empty(n + 1, np.float64)
-    hv = np.empty(n, np.float64)
+def _workspace(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Envelope buffers ``v, z, hv``, reciprocals ``1/d`` and a source row, for ``n`` cells."""
     recip = np.empty(n + 1, np.float64)
     recip[0] = 0.0
     for d in range(1, n + 1):
         recip[d] = 1.0 / d
+    return (np.empty(n, np.int64), np.empty(n + 1, np.float64), np.empty(n, np.float64),
+            recip, np.empty(n, np.float64))
+
+
+@numba.njit(cache=True, nogil=True)
+def _dt2d_into(f: np.ndarray, h: int, w: int, ax: float, bx: float, ay: float, by: float,
+               y0: int, x0: int, step: int, ny: int, nx: int, out: np.ndarray,
+               iy: np.ndarray, ix: np.ndarray, ws: tuple) -> None:
+    """Sampled 2-D transform of ``f[:h, :w]`` into ``out/iy/ix[:ny, :nx]`` (-inf, -1 outside).
+
+    ``ws`` is :func:`_workspace` of at least ``max(h, w)`` cells.
+    """
+    v, z, hv, recip, src = ws
     tmp = np.empty((nx, h), np.float64)  # row pass, stored column-major for the 2nd pass
     targ = np.empty((nx, h), np.int32)
     row_out = np.empty(nx, np.float64)
     row_arg = np.empty(nx, np.int32)
-    src = np.empty(n, np.float64)
     for y in range(h):
         for x in range(w):
             src[x] = f[y, x]
@@ -115,13 +121,14 @@ def _dt2d(f: np.ndarray, ax: float, bx: float, ay: float, by: float,
         for j in range(nx):
             tmp[j, y] = row_out[j]
             targ[j, y] = row_arg[j]
-    out = np.full((ny, nx), -np.inf, np.float64)
-    iy = np.full((ny, nx), -1, np.int32)
-    ix = np.full((ny, nx), -1, np.int32)
     col_out = np.empty(ny, np.float64)
     col_arg = np.empty(ny, np.int32)
     for j in range(nx):
         if x0 + step * j < 0 or x0 + step * j >= w:  # anchor column outside the response
+            for i in range(ny):
+                out[i, j] = -np.inf
+                iy[i, j] = -1
+                ix[i, j] = -1
             continue
         _dt1d(tmp[j], ay, by, y0, step, ny, col_out, col_arg, v, z, hv, recip)
         for i in range(ny):
@@ -129,7 +136,76 @@ def _dt2d(f: np.ndarray, ax: float, bx: float, ay: float, by: float,
                 out[i, j] = col_out[i]
                 iy[i, j] = col_arg[i]
                 ix[i, j] = targ[j, col_arg[i]]
+            else:
+                out[i, j] = -np.inf
+                iy[i, j] = -1
+                ix[i, j] = -1
+
+
+@numba.njit(cache=True, nogil=True)
+def _dt2d(f: np.ndarray, ax: float, bx: float, ay: float, by: float,
+          y0: int, x0: int, step: int, ny: int, nx: int
+          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    h, w = f.shape
+    out = np.empty((ny, nx), np.float64)
+    iy = np.empty((ny, nx), np.int32)
+    ix = np.empty((ny, nx), np.int32)
+    _dt2d_into(f, h, w, ax, bx, ay, by, y0, x0, step, ny, nx, out, iy, ix,
+               _workspace(max(h, w)))
     return out, iy, ix
+
+
+@numba.njit(cache=True, nogil=True)
+def score_level_kernel(roots: np.ndarray, root_hw: np.ndarray, parts: np.ndarray,
+                       part_hw: np.ndarray, comp_root: np.ndarray, comp_offset: np.ndarray,
+                       comp_jobs: np.ndarray, job_filter: np.ndarray, job_def: np.ndarray,
+                       job_origin: np.ndarray, job_bias: np.ndarray
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """All components of one root level: part DTs, star scores and their max.
+
+    Component ``c`` (skipped when ``comp_root[c] < 0``) scores
+    ``roots[r, :h, :w] + comp_offset[c]`` plus, for its jobs ``comp_jobs[c]:comp_jobs[c+1]``,
+    the DT of ``parts[job_filter[j]]`` sampled at ``job_origin[j] + 2*(y, x)`` plus
+    ``job_bias[j]`` (voc-release5's order of additions). Returns ``best`` and ``comp`` (max
+    over components, first wins ties; -inf / -1 where none) and the parts' argmax ``iy, ix``
+    ``(jobs, NY, NX)``.
+    """
+    ncomp = comp_root.shape[0]
+    bh, bw = 0, 0
+    for c in range(ncomp):
+        if comp_root[c] >= 0:
+            bh = max(bh, root_hw[comp_root[c], 0])
+            bw = max(bw, root_hw[comp_root[c], 1])
+    best = np.full((bh, bw), -np.inf)
+    comp = np.full((bh, bw), -1, np.int64)
+    njobs = job_filter.shape[0]
+    iy = np.full((njobs, bh, bw), -1, np.int32)
+    ix = np.full((njobs, bh, bw), -1, np.int32)
+    ws = _workspace(max(parts.shape[1], parts.shape[2], 1))
+    val = np.empty((bh, bw), np.float64)
+    for c in range(ncomp):
+        r = comp_root[c]
+        if r < 0:
+            continue
+        ny, nx = root_hw[r, 0], root_hw[r, 1]
+        score = np.empty((ny, nx), np.float64)
+        for i in range(ny):
+            for j in range(nx):
+                score[i, j] = np.float64(roots[r, i, j]) + comp_offset[c]
+        for jb in range(comp_jobs[c], comp_jobs[c + 1]):
+            k = job_filter[jb]
+            d = job_def[jb]
+            _dt2d_into(parts[k], part_hw[k, 0], part_hw[k, 1], d[0], d[1], d[2], d[3],
+                       job_origin[jb, 0], job_origin[jb, 1], 2, ny, nx, val, iy[jb], ix[jb], ws)
+            for i in range(ny):
+                for j in range(nx):
+                    score[i, j] = (score[i, j] + val[i, j]) + job_bias[jb]
+        for i in range(ny):
+            for j in range(nx):
+                if score[i, j] > best[i, j]:
+                    best[i, j] = score[i, j]
+                    comp[i, j] = c
+    return best, comp, iy, ix
 
 
 def _check(scores: np.ndarray, deformation: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
