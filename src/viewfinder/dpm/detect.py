@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from viewfinder.dpm.convolve import filter_responses
-from viewfinder.dpm.dt import sampled_distance_transform
+from viewfinder.dpm.dt import score_level_kernel
 from viewfinder.dpm.features import _as_rgb
 from viewfinder.dpm.model import Model
 from viewfinder.dpm.postprocess import NMS_OVERLAP, clip_voc_boxes, predict_boxes, voc_nms
@@ -132,26 +132,6 @@ def _filter_banks(model: Model) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarra
     return cache
 
 
-def _component_scores(model: Model, c: int, level: int, root: np.ndarray,
-                      part_resp: list[np.ndarray] | None, pyr: Pyramid,
-                      part_index: dict[int, int]) -> tuple[np.ndarray, list]:
-    """Score map of one component at one root level, and its parts' argmax maps."""
-    comp = model.components[c]
-    iv = pyr.interval
-    score = root.astype(np.float64) + (comp.bias + comp.loc[_octave(level, iv)])
-    placements = []
-    for part in comp.parts:
-        resp = part_resp[part_index[part.filter]] if part_resp is not None else None
-        if resp is None or resp.size == 0:
-            return np.full(root.shape, -np.inf), []
-        origin = (part.anchor[1] - pyr.pady, part.anchor[0] - pyr.padx)
-        val, iy, ix = sampled_distance_transform(resp, part.deformation, origin, 2, root.shape)
-        score += val
-        score += part.bias + part.loc[_octave(level - iv, iv)]
-        placements.append((iy, ix))
-    return score, placements
-
-
 def responses(model: Model, pyr: Pyramid, method: str = "auto"
               ) -> tuple[list[list[np.ndarray]], list[list[np.ndarray]]]:
     """Root filter responses on the root levels and part responses on the part levels.
@@ -166,30 +146,96 @@ def responses(model: Model, pyr: Pyramid, method: str = "auto"
             filter_responses(pyr.levels[:max(len(pyr) - iv, 0)], parts, method))
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """The model's star structure as flat arrays for :func:`score_level_kernel`."""
+
+    comp_root: np.ndarray  # (C,) root-bank index
+    comp_offset: np.ndarray  # (3, C) bias + loc per octave
+    comp_jobs: np.ndarray  # (C + 1,) job ranges
+    job_filter: np.ndarray  # (J,) part-bank index
+    job_def: np.ndarray  # (J, 4)
+    job_origin: np.ndarray  # (J, 2) anchor - padding (y, x)
+    job_bias: np.ndarray  # (3, J) bias + loc per octave (of the part level)
+    job_index: np.ndarray  # (C, Pmax) job of part j of component c, -1 if none
+
+
+def _plan(model: Model, pyr: Pyramid) -> _Plan:
+    _, _, root_index, part_index = _filter_banks(model)
+    jobs = [(c, j, p) for c, comp in enumerate(model.components) for j, p in enumerate(comp.parts)]
+    ncomp = len(model.components)
+    pmax = max((len(c.parts) for c in model.components), default=0)
+    job_index = np.full((ncomp, pmax), -1, np.int64)
+    for k, (c, j, _) in enumerate(jobs):
+        job_index[c, j] = k
+    counts = np.bincount([c for c, _, _ in jobs], minlength=ncomp) if jobs else np.zeros(ncomp)
+    return _Plan(
+        np.array([root_index[c.root] for c in model.components], np.int64),
+        np.array([[c.bias + c.loc[o] for c in model.components] for o in range(3)], np.float64),
+        np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
+        np.array([part_index[p.filter] for _, _, p in jobs], np.int64),
+        np.array([p.deformation for _, _, p in jobs], np.float64).reshape(-1, 4),
+        np.array([(p.anchor[1] - pyr.pady, p.anchor[0] - pyr.padx) for _, _, p in jobs],
+                 np.int64).reshape(-1, 2),
+        np.array([[p.bias + p.loc[o] for _, _, p in jobs] for o in range(3)],
+                 np.float64).reshape(3, -1),
+        job_index)
+
+
+def _stack(resps: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """``(K, H, W)`` float32 holding ``resps[k]`` at ``[k, :h_k, :w_k]``, and ``(K, 2)`` shapes."""
+    hw = np.array([r.shape for r in resps], np.int64).reshape(-1, 2)
+    base = resps[0].base if resps else None
+    if (isinstance(base, np.ndarray) and base.ndim == 3 and base.dtype == np.float32
+            and base.shape[0] == len(resps) and base.flags.c_contiguous
+            and all(r.base is base and r.strides == base.strides[1:]
+                    and r.__array_interface__["data"][0]
+                    == base.__array_interface__["data"][0] + k * base.strides[0]
+                    for k, r in enumerate(resps))):
+        return base, hw
+    h, w = (int(hw[:, 0].max()), int(hw[:, 1].max())) if len(resps) else (0, 0)
+    out = np.zeros((len(resps), h, w), np.float32)
+    for k, r in enumerate(resps):
+        out[k, :r.shape[0], :r.shape[1]] = r
+    return out, hw
+
+
+def _score_level(plan: _Plan, level: int, iv: int, roots: list[np.ndarray],
+                 parts: list[np.ndarray] | None) -> tuple | None:
+    """Best score, component and part placements of every root position of one level."""
+    comp_root = plan.comp_root.copy()
+    root_stack, root_hw = _stack(roots)
+    part_stack, part_hw = _stack(parts) if parts else (np.zeros((0, 0, 0), np.float32),
+                                                      np.zeros((0, 2), np.int64))
+    for c in range(comp_root.shape[0]):
+        jobs = plan.job_filter[plan.comp_jobs[c]:plan.comp_jobs[c + 1]]
+        if (root_hw[comp_root[c]] == 0).any() or (jobs.size and (
+                not parts or (part_hw[jobs] == 0).any(axis=1).any())):
+            comp_root[c] = -1  # no root placement, or a part that fits nowhere
+    if (comp_root < 0).all():
+        return None
+    return score_level_kernel(
+        root_stack, root_hw, part_stack, part_hw, comp_root, plan.comp_offset[_octave(level, iv)],
+        plan.comp_jobs, plan.job_filter, plan.job_def, plan.job_origin,
+        plan.job_bias[_octave(level - iv, iv)])
+
+
 def score_levels(model: Model, pyr: Pyramid, root_resp: list, part_resp: list,
                  threshold: float) -> _Candidates:
     """Distance transforms, component scores and their max, kept above ``threshold``."""
-    _, _, root_index, part_index = _filter_banks(model)
+    plan = _plan(model, pyr)
     iv = pyr.interval
     cand = _Candidates([], [], [], [], [], [])
 
-    def level_job(li: int) -> tuple[int, list]:
-        level = iv + li
-        maps = []
-        for c, comp in enumerate(model.components):
-            root = root_resp[li][root_index[comp.root]]
-            if root.size == 0:
-                continue
-            presp = part_resp[level - iv] if level - iv < len(part_resp) else None
-            score, placed = _component_scores(model, c, level, root, presp, pyr, part_index)
-            maps.append((c, score, placed))
-        return level, maps
+    def level_job(li: int) -> tuple[int, tuple | None]:
+        presp = part_resp[li] if li < len(part_resp) else None
+        return iv + li, _score_level(plan, iv + li, iv, root_resp[li], presp)
 
     workers = max(1, min(len(pyr) - iv, os.cpu_count() or 1))
     with ThreadPoolExecutor(workers) as pool:
-        for level, maps in pool.map(level_job, range(len(pyr) - iv)):
-            if maps:
-                _collect(cand, level, maps, threshold)
+        for level, res in pool.map(level_job, range(len(pyr) - iv)):
+            if res is not None:
+                _collect(cand, level, res, plan.job_index, threshold)
     return cand
 
 
@@ -207,28 +253,21 @@ def score_pyramid(model: Model, pyr: Pyramid, threshold: float, method: str = "a
     return cand
 
 
-def _collect(cand: _Candidates, level: int, maps: list, threshold: float) -> None:
-    """Max over components (first wins ties) and keep scores above the threshold."""
-    h = max(m[1].shape[0] for m in maps)
-    w = max(m[1].shape[1] for m in maps)
-    best = np.full((h, w), -np.inf)
-    comp = np.full((h, w), -1, np.int64)
-    for c, score, _ in maps:
-        region = best[:score.shape[0], :score.shape[1]]
-        better = score > region
-        region[better] = score[better]
-        comp[:score.shape[0], :score.shape[1]][better] = c
+def _collect(cand: _Candidates, level: int, res: tuple, job_index: np.ndarray,
+             threshold: float) -> None:
+    """Keep root positions scoring above the threshold, with their parts' placements."""
+    best, comp, iy, ix = res
     ys, xs = np.nonzero(best > threshold)
     if ys.size == 0:
         return
     cs = comp[ys, xs]
-    nparts = max(len(m[2]) for m in maps)
-    placed = np.full((ys.size, nparts, 2), -1, np.int32)
-    for c, _, parts in maps:
-        sel = cs == c
-        for j, (iy, ix) in enumerate(parts):
-            placed[sel, j, 0] = iy[ys[sel], xs[sel]]
-            placed[sel, j, 1] = ix[ys[sel], xs[sel]]
+    jobs = job_index[cs]  # (n, Pmax)
+    placed = np.full((ys.size, jobs.shape[1], 2), -1, np.int32)
+    ok = jobs >= 0
+    rows = np.broadcast_to(ys[:, None], jobs.shape)[ok]
+    cols = np.broadcast_to(xs[:, None], jobs.shape)[ok]
+    placed[ok, 0] = iy[jobs[ok], rows, cols]
+    placed[ok, 1] = ix[jobs[ok], rows, cols]
     cand.level.append(level)
     cand.y.append(ys)
     cand.x.append(xs)
