@@ -160,4 +160,34 @@ def _run(convert_model: Callable[..., ConvertReport], model: Path, output: Path,
         def progress(stage: str, done: int, total: int) -> None:
             bar.update(task, description=stage, completed=done, total=total)
 
-        return convert_model(model, output, options, weights=weights, progress=progress)
+        importer = _darknet_importer(weights) if model.suffix.lower() == ".cfg" else None
+        return convert_model(model, output, options, importer=importer, progress=progress)
+
+
+def _darknet_importer(weights: Path | None) -> Callable[[Path, Path], Path]:
+    """An importer exporting a Darknet ``.cfg`` (+ ``.weights``) to ONNX via viewfinder.detect."""
+    from viewfinder.errors import InputFileError, MissingDependencyError, ModelError
+    from viewfinder.fileio import check_readable
+
+    def export(cfg: Path, out: Path) -> Path:
+        check_readable(cfg, "Darknet cfg")
+        found = weights or (cfg.with_suffix(".weights") if cfg.with_suffix(".weights").is_file()
+                            else None)
+        if found is None:
+            raise InputFileError(f"{cfg}: Darknet weights needed (--weights FILE; none found "
+                                 f"at {cfg.with_suffix('.weights')})")
+        check_readable(found, "Darknet weights file")
+        try:
+            from viewfinder.detect.darknet_export import export_onnx
+
+            export_onnx(cfg, found, out)
+        except ModuleNotFoundError as exc:
+            if exc.name == "torch":
+                raise MissingDependencyError("torch", "train", "Darknet to ONNX export") from exc
+            if exc.name and exc.name.startswith("viewfinder"):
+                raise ModelError(f"{cfg}: Darknet export is not available in this build "
+                                 f"({exc.name} missing)") from exc
+            raise
+        return out
+
+    return export

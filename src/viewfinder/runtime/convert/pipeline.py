@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from viewfinder.errors import InputFileError, MissingDependencyError, ModelError, ShapeError
-from viewfinder.fileio import atomic_path, check_readable
+from viewfinder.errors import InputFileError, ModelError, ShapeError
+from viewfinder.fileio import atomic_path
 from viewfinder.runtime.convert.config import ConvertOptions
 from viewfinder.runtime.convert.modelio import graph_input, load_model, save_model
 from viewfinder.runtime.convert.optimize import decompose_prelu, prelu_to_relu
@@ -43,11 +43,15 @@ from viewfinder.runtime.convert.shapes import (
 from viewfinder.runtime.convert.spec import PreprocessSpec
 from viewfinder.runtime.convert.summary import ConvertReport, summarize
 
-__all__ = ["Progress", "convert_model", "export_darknet"]
+__all__ = ["Importer", "Progress", "convert_model"]
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
+# Turns a non-ONNX source into an ONNX file: (source, onnx_path_to_write) -> onnx_path.
+# Injected by the caller (the CLI passes the Darknet exporter of viewfinder.detect), so
+# the runtime layer never imports a task package.
+Importer = Callable[[Path, Path], Path]
 _VERIFY_RTOL = 1e-3
 
 
@@ -56,16 +60,16 @@ def convert_model(
     output: str | os.PathLike[str],
     options: ConvertOptions | None = None,
     *,
-    weights: str | os.PathLike[str] | None = None,
+    importer: Importer | None = None,
     progress: Progress | None = None,
 ) -> ConvertReport:
     """Convert a model and write it to exactly ``output`` (no suffix is ever appended).
 
     Args:
-        source: An ONNX model, or a Darknet ``.cfg`` (exported to ONNX first).
+        source: An ONNX model, or any file ``importer`` turns into one.
         output: The file to write; written atomically, nothing left on failure.
         options: What to do (default: a plain copy after checking the model).
-        weights: Darknet ``.weights`` for a ``.cfg`` source.
+        importer: Converts a non-ONNX ``source`` (e.g. a Darknet ``.cfg``) to ONNX first.
         progress: Called with ``(stage, done, total)`` during long steps.
 
     Returns:
@@ -82,8 +86,8 @@ def convert_model(
         raise InputFileError(f"{out}: output directory {out.parent} does not exist")
     with tempfile.TemporaryDirectory(prefix="vf-convert-") as tmp:
         src = Path(source)
-        if src.suffix.lower() == ".cfg":
-            src = export_darknet(src, weights, Path(tmp) / f"{src.stem}.onnx")
+        if importer is not None and src.suffix.lower() != ".onnx":
+            src = importer(src, Path(tmp) / f"{src.stem}.onnx")
         model = load_model(src)
         before = summarize(model, src.stat().st_size)
         core, changes = _reshape(model, options)
@@ -221,32 +225,3 @@ def verify_against_reference(converted: str | os.PathLike[str], original: str | 
                              f"preprocessing + original model by {diff:.3g}")
         worst = max(worst, diff)
     return worst
-
-
-def export_darknet(cfg: Path, weights: str | os.PathLike[str] | None, out: Path,
-                   **opts: object) -> Path:
-    """Export a Darknet ``.cfg`` (+ ``.weights``) to ONNX via :mod:`viewfinder.detect`.
-
-    Raises:
-        MissingDependencyError: torch is not installed (extra ``train``).
-        ModelError: this build has no Darknet exporter.
-    """
-    check_readable(cfg, "Darknet cfg")
-    if weights is None and cfg.with_suffix(".weights").is_file():
-        weights = cfg.with_suffix(".weights")
-    if weights is None:
-        raise InputFileError(f"{cfg}: Darknet weights needed (--weights FILE; none found at "
-                             f"{cfg.with_suffix('.weights')})")
-    check_readable(weights, "Darknet weights file")
-    try:
-        from viewfinder.detect.darknet_export import export_onnx
-
-        export_onnx(cfg, weights, out, **opts)
-    except ModuleNotFoundError as exc:
-        if exc.name == "torch":
-            raise MissingDependencyError("torch", "train", "Darknet to ONNX export") from exc
-        if exc.name and exc.name.startswith("viewfinder"):
-            raise ModelError(f"{cfg}: Darknet export is not available in this build "
-                             f"({exc.name} missing)") from exc
-        raise
-    return out
