@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numba
@@ -86,30 +87,40 @@ def _cut(shape: tuple[int, int], patch: tuple[int, int], fmax: tuple[int, int]) 
 
 def _pack(shapes: Sequence[tuple[int, int]], patch: tuple[int, int],
           fmax: tuple[int, int]) -> tuple[list[_Tile], int]:
-    """Shelf-pack the tiles of all levels into patches (tallest first)."""
+    """Shelf-pack the tiles of all levels into patches, first fit by decreasing height.
+
+    Each tile goes on the first shelf (of any patch) that is tall enough and has room
+    left, else on a new shelf in the first patch with height left, else in a new patch.
+    """
     rects = [(lvl, *t) for lvl, s in enumerate(shapes) if s[0] > 0 and s[1] > 0
              for t in _cut(s, patch, fmax)]
     rects.sort(key=lambda r: (-r[3], -r[4]))
+    shelves: list[list[int]] = []  # [patch, y, height, used width]
+    used: list[int] = []  # height used per patch
     tiles: list[_Tile] = []
-    npatch, shelf_y, shelf_h, cur_x = 0, 0, 0, patch[1]
     for lvl, y, x, h, w in rects:
-        if cur_x + w > patch[1]:  # new shelf
-            shelf_y, cur_x = shelf_y + shelf_h, 0
-            shelf_h = h
-            if shelf_y + h > patch[0] or not tiles:
-                npatch, shelf_y = npatch + 1, 0
-        tiles.append(_Tile(lvl, y, x, h, w, npatch - 1, shelf_y, cur_x))
-        cur_x += w
-    return tiles, npatch
+        shelf = next((sh for sh in shelves if h <= sh[2] and sh[3] + w <= patch[1]), None)
+        if shelf is None:
+            p = next((i for i, u in enumerate(used) if u + h <= patch[0]), len(used))
+            if p == len(used):
+                used.append(0)
+            shelf = [p, used[p], h, 0]
+            used[p] += h
+            shelves.append(shelf)
+        tiles.append(_Tile(lvl, y, x, h, w, shelf[0], shelf[1], shelf[3]))
+        shelf[3] += w
+    return tiles, len(used)
 
 
 def _filter_ffts(filters: tuple[np.ndarray, ...], patch: tuple[int, int]) -> np.ndarray:
     """Conjugate filter transforms as real blocks ``(F, 64, 2K)`` (cached by identity).
 
     The complex products ``X . conj(W)`` per frequency are computed as one real product
-    ``[Xr, Xi] @ B`` (NumPy batches real ``sgemm`` efficiently but not complex ones). The
-    columns of ``B`` alternate real and imaginary parts (``[Wr; Wi]``, ``[-Wi; Wr]``), so
-    the float32 result *is* the complex64 spectrum ``(F, P, K)``, without a copy.
+    ``X' @ B`` (NumPy batches real ``sgemm`` efficiently but not complex ones), where
+    ``X'`` is the complex64 spectrum seen as float32 (rows alternate ``Xr``, ``Xi`` per
+    channel, no copy). The columns of ``B`` alternate real and imaginary parts
+    (``[Wr; Wi]``, ``[-Wi; Wr]`` interleaved by row), so the float32 result *is* the
+    complex64 spectrum ``(F, P, K)``, without a copy.
     """
     key = (id(filters), patch[0], patch[1])
     hit = _FILTER_FFT_CACHE.get(key)
@@ -122,8 +133,8 @@ def _filter_ffts(filters: tuple[np.ndarray, ...], patch: tuple[int, int]) -> np.
     spec = spec.reshape(len(filters), -1, FEATURE_DIM).transpose(1, 2, 0)  # (F, 32, K)
     wr, wi = spec.real, spec.imag  # conj(W) = wr - i*wi
     out = np.empty((spec.shape[0], 2 * FEATURE_DIM, 2 * len(filters)), np.float32)
-    out[:, :FEATURE_DIM, 0::2], out[:, FEATURE_DIM:, 0::2] = wr, wi
-    out[:, :FEATURE_DIM, 1::2], out[:, FEATURE_DIM:, 1::2] = -wi, wr
+    out[:, 0::2, 0::2], out[:, 1::2, 0::2] = wr, wi
+    out[:, 0::2, 1::2], out[:, 1::2, 1::2] = -wi, wr
     if len(_FILTER_FFT_CACHE) >= _CACHE_SIZE:
         _FILTER_FFT_CACHE.pop(next(iter(_FILTER_FFT_CACHE)))
     _FILTER_FFT_CACHE[key] = (filters, out)
@@ -135,39 +146,80 @@ def _fft(levels: Sequence[np.ndarray], filters: tuple[np.ndarray, ...],
     fmax = (max(f.shape[0] for f in filters), max(f.shape[1] for f in filters))
     if fmax[0] > patch[0] or fmax[1] > patch[1]:
         raise ConfigError(f"FFT patch {patch}: smaller than the largest filter {fmax}")
-    out = [[_empty(lv, f) for f in filters] for lv in levels]
     tiles, npatch = _pack([lv.shape[:2] for lv in levels], patch, fmax)
     if not tiles:
-        return out
+        return [[_empty(lv, f) for f in filters] for lv in levels]
     x = np.zeros((npatch, patch[0], patch[1], FEATURE_DIM), np.float32)
     for t in tiles:
         x[t.patch, t.py:t.py + t.h, t.px:t.px + t.w] = levels[t.level][t.y:t.y + t.h,
                                                                         t.x:t.x + t.w]
-    workers = os.cpu_count()
-    xf = scipy.fft.rfftn(x, axes=(1, 2), workers=workers)
+    xf = scipy.fft.rfftn(x, axes=(1, 2), workers=os.cpu_count())
     nf = xf.shape[1] * xf.shape[2]
-    xf = xf.reshape(npatch, nf, FEATURE_DIM).transpose(1, 0, 2)  # (F, P, 32)
-    xb = np.concatenate([xf.real, xf.imag], axis=2)  # (F, P, 64) float32
-    prod = np.matmul(xb, _filter_ffts(filters, patch))  # (F, P, 2K) = complex (F, P, K)
-    spec = prod.view(np.complex64).reshape(patch[0], patch[1] // 2 + 1, npatch, len(filters))
-    spec = np.ascontiguousarray(spec.transpose(2, 3, 0, 1))  # pocketfft is fastest on last axes
-    resp = scipy.fft.irfftn(spec, s=patch, axes=(2, 3), workers=workers)  # (P, K, PH, PW)
-    _scatter(resp, tiles, levels, filters, fmax, out)
-    return out
-
-
-def _scatter(resp: np.ndarray, tiles: list[_Tile], levels: Sequence[np.ndarray],
-             filters: tuple[np.ndarray, ...], fmax: tuple[int, int],
-             out: list[list[np.ndarray]]) -> None:
-    """Copy each tile's valid outputs into the level responses."""
+    # (F, P, 64) float32 view, real and imaginary parts interleaved (BLAS takes the strides)
+    xb = xf.reshape(npatch, nf, FEATURE_DIM).view(np.float32).transpose(1, 0, 2)
+    wb = _filter_ffts(filters, patch)
+    stacks = _stacks(levels, filters)
+    by_patch: list[list[_Tile]] = [[] for _ in range(npatch)]
     for t in tiles:
-        for k, f in enumerate(filters):
-            dst = out[t.level][k]
-            oh = min(t.h - f.shape[0] + 1, dst.shape[0] - t.y)
-            ow = min(t.w - f.shape[1] + 1, dst.shape[1] - t.x)
-            if oh > 0 and ow > 0:
-                dst[t.y:t.y + oh, t.x:t.x + ow] = resp[t.patch, k, t.py:t.py + oh,
-                                                       t.px:t.px + ow]
+        by_patch[t.patch].append(t)
+    owned = _owned(tiles, levels, patch, fmax, filters)
+
+    workers = max(1, min(os.cpu_count() or 1, npatch))
+    chunk = -(-npatch // workers)  # one job per thread: small GEMMs are inefficient
+
+    def inverse(p0: int) -> None:  # BLAS and pocketfft release the GIL
+        p1 = min(p0 + chunk, npatch)
+        prod = np.matmul(xb[:, p0:p1], wb)  # (F, p, 2K) = complex (F, p, K)
+        spec = prod.view(np.complex64).reshape(patch[0], patch[1] // 2 + 1, p1 - p0, -1)
+        # NumPy's pocketfft reads the strided (p, K, PH, PW/2+1) view faster than scipy
+        # reads a contiguous copy
+        resp = np.fft.irfft2(spec.transpose(2, 3, 0, 1), s=patch)  # (p, K, PH, PW) float32
+        for p in range(p0, p1):
+            for t in by_patch[p]:
+                oh, ow = owned[t]
+                stacks[t.level][:, t.y:t.y + oh, t.x:t.x + ow] = resp[
+                    p - p0, :, t.py:t.py + oh, t.px:t.px + ow]
+
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(inverse, range(0, npatch, chunk)))
+    return [[st[k, :max(lv.shape[0] - f.shape[0] + 1, 0), :max(lv.shape[1] - f.shape[1] + 1, 0)]
+             for k, f in enumerate(filters)] for st, lv in zip(stacks, levels, strict=True)]
+
+
+def _stacks(levels: Sequence[np.ndarray], filters: tuple[np.ndarray, ...]) -> list[np.ndarray]:
+    """One ``(K, H - fh_min + 1, W - fw_min + 1)`` output array per level (uninitialised).
+
+    The tiles of a level cover all of it (see :func:`_owned`).
+
+    Filter ``k``'s response is the view ``stack[k, :H - fh_k + 1, :W - fw_k + 1]``.
+    """
+    fmin = (min(f.shape[0] for f in filters), min(f.shape[1] for f in filters))
+    return [np.empty((len(filters), max(lv.shape[0] - fmin[0] + 1, 0),
+                      max(lv.shape[1] - fmin[1] + 1, 0)), np.float32) for lv in levels]
+
+
+def _owned(tiles: list[_Tile], levels: Sequence[np.ndarray], patch: tuple[int, int],
+           fmax: tuple[int, int], filters: tuple[np.ndarray, ...]) -> dict[_Tile, tuple]:
+    """Output rows/columns each tile writes, so that tiles write disjoint regions.
+
+    A tile owns its outputs up to where the next tile of its level starts (``patch - fmax
+    + 1`` further), where every filter's output is valid; the last tile of a row or
+    column owns the rest of the smallest filter's output (outputs of larger filters
+    beyond their own valid size lie outside their views).
+    """
+    fmin = (min(f.shape[0] for f in filters), min(f.shape[1] for f in filters))
+    sy, sx = patch[0] - fmax[0] + 1, patch[1] - fmax[1] + 1
+    out = {}
+    for t in tiles:
+        h, w = levels[t.level].shape[:2]
+        oh = min(t.h - fmin[0] + 1, h - fmin[0] + 1 - t.y)
+        ow = min(t.w - fmin[1] + 1, w - fmin[1] + 1 - t.x)
+        if t.y + sy < h - fmax[0] + 1:  # another tile starts below
+            oh = min(oh, sy)
+        if t.x + sx < w - fmax[1] + 1:
+            ow = min(ow, sx)
+        out[t] = (max(oh, 0), max(ow, 0))
+    return out
 
 
 def _empty(level: np.ndarray, filt: np.ndarray) -> np.ndarray:

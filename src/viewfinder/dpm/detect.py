@@ -276,37 +276,51 @@ def _collect(cand: _Candidates, level: int, res: tuple, job_index: np.ndarray,
     cand.parts.append(placed)
 
 
+def _geometry(model: Model) -> tuple[np.ndarray, ...]:
+    """Per component: shiftwindow, detwindow (y, x), root filter size, part filter sizes."""
+    nf = 1 + max((len(c.parts) for c in model.components), default=0)
+    shift = np.array([c.shiftwindow for c in model.components], np.float64).reshape(-1, 2)
+    det = np.array([c.detwindow for c in model.components], np.float64).reshape(-1, 2)
+    size = np.full((len(model.components), nf, 2), np.nan)  # (h, w) per filter
+    for c, comp in enumerate(model.components):
+        size[c, 0] = model.filters[comp.root].shape[:2]
+        for j, part in enumerate(comp.parts):
+            size[c, 1 + j] = model.filters[part.filter].shape[:2]
+    return shift, det, size
+
+
 def _boxes(model: Model, pyr: Pyramid, cand: _Candidates) -> tuple[np.ndarray, ...]:
     """Detection windows and filter boxes (devkit corners) of the candidates."""
-    rows = []
     nf = 1 + max((len(c.parts) for c in model.components), default=0)
-    for k, level in enumerate(cand.level):
-        scale = pyr.sbin / pyr.scales[level]
-        pscale = pyr.sbin / pyr.scales[level - pyr.interval]
-        for i in range(cand.y[k].shape[0]):
-            c = int(cand.comp[k][i])
-            comp = model.components[c]
-            y, x = int(cand.y[k][i]), int(cand.x[k][i])
-            wx1 = (x - comp.shiftwindow[1] - pyr.padx) * scale + 1
-            wy1 = (y - comp.shiftwindow[0] - pyr.pady) * scale + 1
-            win = (wx1, wy1, wx1 + comp.detwindow[1] * scale - 1,
-                   wy1 + comp.detwindow[0] * scale - 1)
-            fb = np.full((nf, 4), np.nan)
-            fh, fw = model.filters[comp.root].shape[:2]
-            rx, ry = (x - pyr.padx) * scale + 1, (y - pyr.pady) * scale + 1
-            fb[0] = (rx, ry, rx + fw * scale - 1, ry + fh * scale - 1)
-            for j, part in enumerate(comp.parts):
-                py, px = cand.parts[k][i, j]
-                ph, pw = model.filters[part.filter].shape[:2]
-                bx, by = (px - pyr.padx) * pscale + 1, (py - pyr.pady) * pscale + 1
-                fb[1 + j] = (bx, by, bx + pw * pscale - 1, by + ph * pscale - 1)
-            rows.append((win, fb, c, float(cand.score[k][i]), level))
-    if not rows:
+    if not cand.level:
         return (np.zeros((0, 4)), np.zeros((0, nf, 4)), np.zeros(0, np.int64), np.zeros(0),
                 np.zeros(0, np.int64))
-    return (np.array([r[0] for r in rows]), np.stack([r[1] for r in rows]),
-            np.array([r[2] for r in rows]), np.array([r[3] for r in rows]),
-            np.array([r[4] for r in rows]))
+    shift, det, size = _geometry(model)
+    counts = [y.shape[0] for y in cand.y]
+    levels = np.repeat(np.asarray(cand.level, np.int64), counts)
+    comps = np.concatenate(cand.comp).astype(np.int64)
+    y = np.concatenate(cand.y).astype(np.float64)
+    x = np.concatenate(cand.x).astype(np.float64)
+    parts = np.concatenate(cand.parts).astype(np.float64)  # (n, Pmax, 2) (iy, ix)
+    scale = pyr.sbin / np.asarray(pyr.scales, np.float64)[levels]
+    pscale = pyr.sbin / np.asarray(pyr.scales, np.float64)[levels - pyr.interval]
+    wx1 = (x - shift[comps, 1] - pyr.padx) * scale + 1
+    wy1 = (y - shift[comps, 0] - pyr.pady) * scale + 1
+    windows = np.stack([wx1, wy1, wx1 + det[comps, 1] * scale - 1,
+                        wy1 + det[comps, 0] * scale - 1], axis=1)
+    fb = np.empty((comps.shape[0], nf, 4))
+    sz = size[comps]  # (n, nf, 2)
+    origin = np.empty((comps.shape[0], nf, 2))  # (x1, y1)
+    origin[:, 0, 0], origin[:, 0, 1] = (x - pyr.padx) * scale + 1, (y - pyr.pady) * scale + 1
+    ps = pscale[:, None]
+    origin[:, 1:, 0] = (parts[:, :nf - 1, 1] - pyr.padx) * ps + 1
+    origin[:, 1:, 1] = (parts[:, :nf - 1, 0] - pyr.pady) * ps + 1
+    fscale = np.concatenate([scale[:, None], np.broadcast_to(ps, (ps.shape[0], nf - 1))], axis=1)
+    fb[..., 0], fb[..., 1] = origin[..., 0], origin[..., 1]
+    fb[..., 2] = origin[..., 0] + sz[..., 1] * fscale - 1
+    fb[..., 3] = origin[..., 1] + sz[..., 0] * fscale - 1
+    fb[np.isnan(sz[..., 0])] = np.nan
+    return windows, fb, comps, np.concatenate(cand.score).astype(np.float64), levels
 
 
 def _predict(model: Model, windows: np.ndarray, fboxes: np.ndarray,

@@ -168,19 +168,16 @@ def score_level_kernel(roots: np.ndarray, root_hw: np.ndarray, parts: np.ndarray
     the DT of ``parts[job_filter[j]]`` sampled at ``job_origin[j] + 2*(y, x)`` plus
     ``job_bias[j]`` (voc-release5's order of additions). Returns ``best`` and ``comp`` (max
     over components, first wins ties; -inf / -1 where none) and the parts' argmax ``iy, ix``
-    ``(jobs, NY, NX)``.
+    ``(jobs, NY, NX)``, set only inside the job's component's root response.
     """
     ncomp = comp_root.shape[0]
-    bh, bw = 0, 0
-    for c in range(ncomp):
-        if comp_root[c] >= 0:
-            bh = max(bh, root_hw[comp_root[c], 0])
-            bw = max(bw, root_hw[comp_root[c], 1])
+    bh, bw = _max_shape(root_hw, comp_root)
     best = np.full((bh, bw), -np.inf)
     comp = np.full((bh, bw), -1, np.int64)
     njobs = job_filter.shape[0]
-    iy = np.full((njobs, bh, bw), -1, np.int32)
-    ix = np.full((njobs, bh, bw), -1, np.int32)
+    # written at [:ny, :nx] of each job's component, the only cells read for its candidates
+    iy = np.empty((njobs, bh, bw), np.int32)
+    ix = np.empty((njobs, bh, bw), np.int32)
     ws = _workspace(max(parts.shape[1], parts.shape[2], 1))
     val = np.empty((bh, bw), np.float64)
     for c in range(ncomp):
@@ -200,12 +197,28 @@ def score_level_kernel(roots: np.ndarray, root_hw: np.ndarray, parts: np.ndarray
             for i in range(ny):
                 for j in range(nx):
                     score[i, j] = (score[i, j] + val[i, j]) + job_bias[jb]
-        for i in range(ny):
-            for j in range(nx):
-                if score[i, j] > best[i, j]:
-                    best[i, j] = score[i, j]
-                    comp[i, j] = c
+        _update_best(score, c, best, comp)
     return best, comp, iy, ix
+
+
+@numba.njit(cache=True, nogil=True)
+def _max_shape(root_hw: np.ndarray, comp_root: np.ndarray) -> tuple[int, int]:
+    bh, bw = 0, 0
+    for c in range(comp_root.shape[0]):
+        if comp_root[c] >= 0:
+            bh = max(bh, root_hw[comp_root[c], 0])
+            bw = max(bw, root_hw[comp_root[c], 1])
+    return bh, bw
+
+
+@numba.njit(cache=True, nogil=True)
+def _update_best(score: np.ndarray, c: int, best: np.ndarray, comp: np.ndarray) -> None:
+    """Max over components; the first keeps ties."""
+    for i in range(score.shape[0]):
+        for j in range(score.shape[1]):
+            if score[i, j] > best[i, j]:
+                best[i, j] = score[i, j]
+                comp[i, j] = c
 
 
 def _check(scores: np.ndarray, deformation: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -47,11 +47,6 @@ TEXTURE_SCALE = 0.2357
 _UU = np.array([1.0000, 0.9397, 0.7660, 0.500, 0.1736, -0.1736, -0.5000, -0.7660, -0.9397])
 _VV = np.array([0.0000, 0.3420, 0.6428, 0.8660, 0.9848, 0.9848, 0.8660, 0.6428, 0.3420])
 
-# The four 2x2 blocks that contain a cell, as offsets of their top-left cell in the
-# histogram grid (features.cc n1..n4: below-right, right, below, the cell itself).
-_BLOCK_DY = np.array([1, 0, 1, 0])
-_BLOCK_DX = np.array([1, 1, 0, 0])
-
 #: Channel permutation that mirrors HOG features left-right (voc-release5 ``flipfeat.m``).
 FLIP_PERMUTATION = np.array(
     [9, 8, 7, 6, 5, 4, 3, 2, 1, 0, 17, 16, 15, 14, 13, 12, 11, 10,
@@ -81,14 +76,16 @@ def _gradients(im: np.ndarray, vis_y: int, vis_x: int) -> tuple[np.ndarray, np.n
                 v = gx * gx + gy * gy
                 if v > best_v:
                     best_v, dx, dy = v, gx, gy
+            # features.cc: the first o with the largest |dot| (strictly above 0), +9 if
+            # dot < 0; branch-free selects instead of its if/else-if
             best_dot = 0.0
             best_o = 0
             for o in range(9):
                 dot = _UU[o] * dx + _VV[o] * dy
-                if dot > best_dot:
-                    best_dot, best_o = dot, o
-                elif -dot > best_dot:
-                    best_dot, best_o = -dot, o + 9
+                a = abs(dot)
+                better = a > best_dot
+                best_dot = a if better else best_dot
+                best_o = (o + 9 * (dot < 0.0)) if better else best_o
             mag[y, x] = np.sqrt(best_v)
             ori[y, x] = best_o
     return mag, ori
@@ -98,32 +95,40 @@ def _gradients(im: np.ndarray, vis_y: int, vis_x: int) -> tuple[np.ndarray, np.n
 def _histograms(mag: np.ndarray, ori: np.ndarray, sbin: int, cy: int, cx: int) -> np.ndarray:
     """Orientation histograms ``(cy, cx, 18)`` float32 with bilinear voting."""
     hist = np.zeros((cy, cx, 18), dtype=np.float32)
+    nx = cx * sbin - 1
+    ixs = np.empty(nx, np.int64)  # per column: left cell and the two weights
+    wx0 = np.empty(nx, np.float64)
+    wx1 = np.empty(nx, np.float64)
+    for x in range(1, nx):
+        xp = (x + 0.5) / sbin - 0.5
+        ixs[x] = int(np.floor(xp))
+        wx0[x] = xp - ixs[x]
+        wx1[x] = 1.0 - wx0[x]
     for y in range(1, cy * sbin - 1):
         yp = (y + 0.5) / sbin - 0.5
         iyp = int(np.floor(yp))
         vy0 = yp - iyp
         vy1 = 1.0 - vy0
-        for x in range(1, cx * sbin - 1):
-            xp = (x + 0.5) / sbin - 0.5
-            ixp = int(np.floor(xp))
-            vx0 = xp - ixp
-            vx1 = 1.0 - vx0
+        top, bottom = iyp >= 0, iyp + 1 < cy
+        for x in range(1, nx):
+            ixp, vx0, vx1 = ixs[x], wx0[x], wx1[x]
             m = mag[y, x]
             o = ori[y, x]
-            if ixp >= 0 and iyp >= 0:
+            left, right = ixp >= 0, ixp + 1 < cx
+            if left and top:
                 hist[iyp, ixp, o] += vx1 * vy1 * m
-            if ixp + 1 < cx and iyp >= 0:
+            if right and top:
                 hist[iyp, ixp + 1, o] += vx0 * vy1 * m
-            if ixp >= 0 and iyp + 1 < cy:
+            if left and bottom:
                 hist[iyp + 1, ixp, o] += vx1 * vy0 * m
-            if ixp + 1 < cx and iyp + 1 < cy:
+            if right and bottom:
                 hist[iyp + 1, ixp + 1, o] += vx0 * vy0 * m
     return hist
 
 
 @numba.njit(cache=True, nogil=True)
-def _normalise(hist: np.ndarray) -> np.ndarray:
-    """Block-normalised 32-dim features from ``(cy, cx, 18)`` histograms."""
+def _block_norms(hist: np.ndarray) -> np.ndarray:
+    """``1/sqrt(energy of the 2x2 block at (y, x) + eps)`` for every block (features.cc)."""
     cy, cx = hist.shape[0], hist.shape[1]
     norm = np.zeros((cy, cx), dtype=np.float32)
     for y in range(cy):
@@ -133,33 +138,46 @@ def _normalise(hist: np.ndarray) -> np.ndarray:
                 s = hist[y, x, o] + hist[y, x, o + 9]
                 acc += s * s
             norm[y, x] = acc
+    inv = np.zeros((max(cy - 1, 0), max(cx - 1, 0)), dtype=np.float32)
+    for y in range(cy - 1):
+        for x in range(cx - 1):
+            s = norm[y, x] + norm[y + 1, x] + norm[y, x + 1] + norm[y + 1, x + 1]
+            inv[y, x] = 1.0 / np.sqrt(s + HOG_EPS)
+    return inv
+
+
+@numba.njit(cache=True, nogil=True)
+def _normalise(hist: np.ndarray) -> np.ndarray:
+    """Block-normalised 32-dim features from ``(cy, cx, 18)`` histograms."""
+    cy, cx = hist.shape[0], hist.shape[1]
+    inv = _block_norms(hist)
     oy, ox = max(cy - 2, 0), max(cx - 2, 0)
     feat = np.zeros((oy, ox, 32), dtype=np.float32)
-    ns = np.zeros(4, dtype=np.float32)
-    ts = np.zeros(4, dtype=np.float32)
-    hs = np.zeros(4, dtype=np.float32)
+    clip = np.float32(HOG_CLIP)
     for y in range(oy):
         for x in range(ox):
             # n1: block below-right, n2: right, n3: below, n4: the cell's own top-left block.
-            for k in range(4):
-                by = y + _BLOCK_DY[k]
-                bx = x + _BLOCK_DX[k]
-                s = norm[by, bx] + norm[by + 1, bx] + norm[by, bx + 1] + norm[by + 1, bx + 1]
-                ns[k] = 1.0 / np.sqrt(s + HOG_EPS)
-                ts[k] = 0.0
+            n1, n2 = inv[y + 1, x + 1], inv[y, x + 1]
+            n3, n4 = inv[y + 1, x], inv[y, x]
+            t1 = t2 = t3 = t4 = np.float32(0.0)
             for o in range(18):
                 v = hist[y + 1, x + 1, o]
-                for k in range(4):
-                    hs[k] = min(v * ns[k], HOG_CLIP)
-                    ts[k] += hs[k]
-                feat[y, x, o] = 0.5 * (hs[0] + hs[1] + hs[2] + hs[3])
+                h1, h2 = min(v * n1, clip), min(v * n2, clip)
+                h3, h4 = min(v * n3, clip), min(v * n4, clip)
+                t1 += h1
+                t2 += h2
+                t3 += h3
+                t4 += h4
+                feat[y, x, o] = 0.5 * (h1 + h2 + h3 + h4)
             for o in range(9):
                 v = hist[y + 1, x + 1, o] + hist[y + 1, x + 1, o + 9]
-                for k in range(4):
-                    hs[k] = min(v * ns[k], HOG_CLIP)
-                feat[y, x, 18 + o] = 0.5 * (hs[0] + hs[1] + hs[2] + hs[3])
-            for k in range(4):
-                feat[y, x, 27 + k] = TEXTURE_SCALE * ts[k]
+                h1, h2 = min(v * n1, clip), min(v * n2, clip)
+                h3, h4 = min(v * n3, clip), min(v * n4, clip)
+                feat[y, x, 18 + o] = 0.5 * (h1 + h2 + h3 + h4)
+            feat[y, x, 27] = TEXTURE_SCALE * t1
+            feat[y, x, 28] = TEXTURE_SCALE * t2
+            feat[y, x, 29] = TEXTURE_SCALE * t3
+            feat[y, x, 30] = TEXTURE_SCALE * t4
     return feat
 
 

@@ -121,11 +121,25 @@ def _resize_rows(src: np.ndarray, dst_n: int) -> np.ndarray:
     return out
 
 
+@numba.njit(cache=True, nogil=True)
+def _resize_cols(src: np.ndarray, dst_n: int) -> np.ndarray:
+    """Resample axis 1 of an ``(H, W, C)`` array (same table and order as the rows)."""
+    di, si, alpha = _resize_weights(src.shape[1], dst_n)
+    out = np.zeros((src.shape[0], dst_n, src.shape[2]), np.float64)
+    for r in range(src.shape[0]):
+        d = out[r]
+        s = src[r]
+        for k in range(di.shape[0]):
+            a = alpha[k]
+            for j in range(src.shape[2]):
+                d[di[k], j] += a * s[si[k], j]
+    return out
+
+
 def _resize(im: np.ndarray, dh: int, dw: int) -> np.ndarray:
     h, w, c = im.shape
     tmp = _resize_rows(im.reshape(h, w * c), dh).reshape(dh, w, c)
-    cols = np.ascontiguousarray(tmp.transpose(1, 0, 2)).reshape(w, dh * c)
-    return np.ascontiguousarray(_resize_rows(cols, dw).reshape(dw, dh, c).transpose(1, 0, 2))
+    return _resize_cols(tmp, dw)
 
 
 def voc_resize(image: np.ndarray, scale: float) -> np.ndarray:

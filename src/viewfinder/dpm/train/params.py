@@ -40,7 +40,7 @@ class TrainParams:
     latent_iters_root: int = 2
     latent_iters_parts: int = 4
     neg_rounds: int = 3
-    max_neg_per_image: int = 200
+    max_neg_per_image: int = 0
     neg_margin: float = -1.002
     cache_examples: int = 24000
     cache_bytes: int = 300_000_000
@@ -66,7 +66,8 @@ class TrainParams:
              "> 0 and <= max_root_area"),
             (0 <= self.area_percentile <= 100, "area_percentile", "in [0, 100]"),
             (0 < self.min_overlap <= 1, "min_overlap", "in (0, 1]"),
-            (self.max_neg >= 0 and self.max_pos >= 0, "max_neg/max_pos", ">= 0"),
+            (min(self.max_neg, self.max_pos, self.max_neg_per_image) >= 0,
+             "max_neg/max_pos/max_neg_per_image", ">= 0"),
             (self.cache_examples >= 1 and self.cache_bytes >= 1, "cache_examples/cache_bytes",
              ">= 1"),
             (self.solver in ("dcd", "sgd"), "solver", "'dcd' or 'sgd'"),
@@ -128,7 +129,7 @@ PARAM_NOTES: dict[str, str] = {
     "latent_iters_root": "rel4 pascal_train.m: latent rounds for the merged roots",
     "latent_iters_parts": "rel4 pascal_train.m: latent rounds after parts (8 there; 4 here)",
     "neg_rounds": "rel5 train.m negiters: hard-negative mining rounds per latent round",
-    "max_neg_per_image": "rel5 poswarp/negative mining cap per image",
+    "max_neg_per_image": "0 = no cap: rel5 mines every window above -1.002 (the cache bounds it)",
     "neg_margin": "rel5 train.m: mine negatives scoring above -1.002",
     "cache_examples": "rel5 train.m max_num examples in the feature cache",
     "cache_bytes": "rel4 train.m bytelimit 3e8 for the feature cache",

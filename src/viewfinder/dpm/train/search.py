@@ -93,17 +93,22 @@ def best_placements(model: TrainModel, pyr: Pyramid, boxes: np.ndarray, min_over
 
 def hard_negatives(model: TrainModel, pyr: Pyramid, threshold: float, limit: int,
                    mirror: bool = True) -> list[Placement]:
-    """The ``limit`` best placements scoring above ``threshold`` (any component)."""
+    """The ``limit`` best placements scoring above ``threshold`` (any component).
+
+    ``limit`` 0 keeps every placement above ``threshold`` (voc-release: every window
+    scoring above -1.002 is a hard negative; only the cache bounds how many are kept).
+    """
     found: list[tuple[float, object, int, int]] = []
     for ls in iter_level_scores(model, pyr, mirror):
         ys, xs = np.nonzero(ls.scores > threshold)
-        if ys.size > limit:
+        if 0 < limit < ys.size:
             top = np.argpartition(-ls.scores[ys, xs], limit - 1)[:limit]
             ys, xs = ys[top], xs[top]
         found += [(float(ls.scores[y, x]), ls, int(y), int(x)) for y, x in zip(ys, xs,
                                                                                strict=True)]
     found.sort(key=lambda t: -t[0])
-    return [placement_at(ls, model, pyr, y, x) for _, ls, y, x in found[:limit]]
+    found = found[:limit] if limit > 0 else found
+    return [placement_at(ls, model, pyr, y, x) for _, ls, y, x in found]
 
 
 def part_boxes(model: TrainModel, pyr: Pyramid, pl: Placement) -> np.ndarray:

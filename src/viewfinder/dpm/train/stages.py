@@ -59,6 +59,11 @@ __all__ = ["STAGES", "RunResult", "train"]
 
 logger = logging.getLogger(__name__)
 
+#: Negatives scoring below this after a solve leave the cache. Not -1: the solver is
+#: approximate, and negatives on the margin (score -1, the support vectors) must stay, or
+#: the next solve, without them, moves the model and the same windows turn hard again.
+SHRINK_MARGIN = -1.05
+
 STAGES = ("data", "root_init", "root_latent", "parts_init", "parts_latent", "bbox", "final")
 #: ``progress(stage, info)``; info has ``objective``, ``cache``, ``positives``, ``done``...
 Progress = Callable[[str, dict[str, Any]], None]
@@ -258,7 +263,7 @@ class _Trainer:
                 added = self._mine(model, cache, stage)
                 w = self._solve(cache.problem(), model.regularizer(), stage, model).w
                 model.set_vector(w)
-                dropped = cache.shrink(w, -1.0)
+                dropped = cache.shrink(w, SHRINK_MARGIN)
                 logger.info("%s: iteration %d round %d: %d new hard negatives, %d easy dropped, "
                             "cache %d neg / %d pos", stage, it + 1, rnd + 1, added, dropped,
                             cache.num_neg, cache.num_pos)
@@ -304,7 +309,7 @@ class _Trainer:
                 if cache.full:
                     w = self._solve(cache.problem(), model.regularizer(), stage, model).w
                     model.set_vector(w)
-                    if cache.shrink(w, -1.0) == 0:
+                    if cache.shrink(w, SHRINK_MARGIN) == 0:
                         logger.warning("%s: cache full of hard negatives (%d); mining stops",
                                        stage, cache.num_neg)
                         return added
