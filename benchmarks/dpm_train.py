@@ -162,7 +162,7 @@ def _real_cache(model, voc_root, params):
     cache.set_positives(pos)
     for image_id in data.negatives:
         pyr = pyrs.get(image_id)
-        for pl in hard_negatives(model, pyr, -1.5, params.max_neg_per_image):
+        for pl in hard_negatives(model, pyr, -1.5, params.max_neg_per_image or 200):
             key = (image_id, pl.component, pl.flip, pl.level, pl.rx, pl.ry)
             cache.add_negative(key, pl.component, entries_of(model, pyr, [pl])[0][1])
     return cache

@@ -97,6 +97,8 @@ def test_params_validation_names_the_parameter():
         TrainParams(components=0)
     with pytest.raises(ConfigError, match="solver"):
         TrainParams(solver="lbfgs")
+    with pytest.raises(ConfigError, match="max_neg_per_image"):
+        TrainParams(max_neg_per_image=-1)
     with pytest.raises(ConfigError, match="unknown key 'Cee'"):
         TrainParams.from_dict({"Cee": 1})
 

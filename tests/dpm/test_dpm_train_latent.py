@@ -73,3 +73,18 @@ def test_vector_round_trip_and_regularizer_layout():
     assert reg.reg_mult.shape == w.shape
     assert reg.reg_mult[-1] == 0.0 and reg.learn_mult[-1] == 20.0  # the bias block
     assert np.isfinite(reg.lower).sum() == 8  # two deformation blocks of 4
+
+
+@pytest.mark.parametrize(("limit", "threshold"), [(0, 0.0), (0, -1e9), (5, -1e9), (1, 0.0)])
+def test_hard_negatives_keeps_every_window_above_the_margin_without_a_cap(image, limit,
+                                                                          threshold):
+    from viewfinder.dpm.train.search import hard_negatives
+
+    model = _model(parts=False)
+    pyr = feature_pyramid(image, 8, 4, model.padding)
+    above = sum(int((ls.scores > threshold).sum()) for ls in iter_level_scores(model, pyr))
+    found = hard_negatives(model, pyr, threshold, limit)
+    assert len(found) == (above if limit == 0 else min(limit, above))
+    assert all(pl.score > threshold for pl in found)
+    # the cap keeps the best ones
+    assert [pl.score for pl in found] == sorted((pl.score for pl in found), reverse=True)

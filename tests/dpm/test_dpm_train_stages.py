@@ -106,6 +106,8 @@ def _tiny_voc(root, n_pos_images: int, n_neg_images: int, n_empty: int = 0):
     (1, 2, 1, {}, "fewer than the 200 asked for"),  # one positive, few negatives, empty image
     (2, 0, 0, {}, "no negative windows"),  # no negative image at all
     (2, 2, 0, {"neg_margin": 1e6}, "mining found no new hard negatives"),
+    # 2 positives (x2 mirrored at most) at C 0.01: the regulariser would swamp the loss
+    (2, 2, 0, {}, "the regulariser outweighs the loss; raise C"),
     (2, 2, 0, {"solver": "sgd", "sgd_iter": 20_000, "sgd_min_iter": 5_000},
      "sgd solve over"),  # learn.cc's optimiser in the pipeline
 ])

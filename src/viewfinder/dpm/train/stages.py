@@ -259,11 +259,14 @@ class _Trainer:
                 logger.warning("%s: no positive has a placement overlapping >= %.2f; stopping",
                                stage, self.p.min_overlap)
                 break
+            self._check_loss_weight(cache.num_pos, stage)
             for rnd in range(self.p.neg_rounds):
                 added = self._mine(model, cache, stage)
                 w = self._solve(cache.problem(), model.regularizer(), stage, model).w
                 model.set_vector(w)
-                dropped = cache.shrink(w, SHRINK_MARGIN)
+                # Easy negatives stay while there is room (dropping them lets the next
+                # solve forget them and the model oscillate); a full cache sheds them.
+                dropped = cache.shrink(w, SHRINK_MARGIN) if cache.full else 0
                 logger.info("%s: iteration %d round %d: %d new hard negatives, %d easy dropped, "
                             "cache %d neg / %d pos", stage, it + 1, rnd + 1, added, dropped,
                             cache.num_neg, cache.num_pos)
@@ -271,6 +274,19 @@ class _Trainer:
                     logger.info("%s: mining found no new hard negatives; next iteration", stage)
                     break
         return model
+
+    def _check_loss_weight(self, num_pos: int, stage: str) -> None:
+        """Warn when the positives' total loss weight is too small for the regulariser.
+
+        voc-release's C = 0.001 is for ~10^4 latent positives (C·J·N ~ 10). With a few
+        hundred, the solve gives up on the positives (w ~ 0, bias below -1): the model
+        ranks windows at random, even on its own training images.
+        """
+        weight = self.p.C * self.p.J * num_pos
+        if weight < 2.0:
+            logger.warning("%s: C*J*positives = %.3g (C=%g, %d positives): the regulariser "
+                           "outweighs the loss; raise C to about %.2g or more", stage, weight,
+                           self.p.C, num_pos, 10.0 / (self.p.J * num_pos))
 
     def _latent_positives(self, model: TrainModel) -> list[list[tuple[int, np.ndarray]]]:
         out, skipped = [], 0
@@ -309,9 +325,11 @@ class _Trainer:
                 if cache.full:
                     w = self._solve(cache.problem(), model.regularizer(), stage, model).w
                     model.set_vector(w)
-                    if cache.shrink(w, SHRINK_MARGIN) == 0:
-                        logger.warning("%s: cache full of hard negatives (%d); mining stops",
-                                       stage, cache.num_neg)
+                    # A solve frees only a few places: mining on would solve again for
+                    # every handful of windows. Stop this round (voc-release: cache full).
+                    if cache.shrink(w, SHRINK_MARGIN) < max(1, cache.num_neg // 10):
+                        logger.warning("%s: cache full of hard negatives (%d); mining stops "
+                                       "for this round", stage, cache.num_neg)
                         return added
                 added += cache.add_negative(key, pl.component,
                                             entries_of(model, pyr, [pl])[0][1])
