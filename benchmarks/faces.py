@@ -6,10 +6,12 @@ Same ONNX files (shared/models/face), same images, peers interleaved in one loop
 so machine load hits both alike; medians. Sections:
 
 1. ``group_t1.jpg`` (6 faces) end to end: SCRFD-500M + 2d106det on every face.
-2. ONNX Runtime session options measured (threads, graph optimisation) and
-   landmark batching (one batch of 6 vs 6 calls of 1) on both backends.
+2. ONNX Runtime session options measured (threads, graph optimisation), 2d106det
+   with and without the PRelu rewrite on both backends, and landmark batching
+   (one batch of 6 vs 6 calls of 1) on both backends.
 3. ``one_face_640x480_h264.mp4`` fps including decode, detection every 10th frame.
-4. ``crowd_selfie.jpg`` at a detector size that finds the crowd, every face landmarked.
+4. ``crowd_selfie.jpg`` at a detector size that finds the crowd, every face landmarked
+   (with the parallel landmark workers, the default, and without them).
 """
 
 from __future__ import annotations
@@ -147,12 +149,21 @@ def session_options(rounds: int) -> None:
     table("ONNX Runtime options, SCRFD-500M 640x448, median", interleaved(fns, rounds))
     fns = {}
     lmk = dynamic_batch(FACE / "2d106det.onnx")
+    opt = dynamic_batch(FACE / "2d106det.onnx", optimize=True)  # PRelu -> Relu/Mul/Add
     for threads in (1, 2):
-        s = ort_session(lmk, threads)
-        fns[f"2d106det x1 ort t{threads}"] = lambda s=s: s.run(None, {"data": x6[:1]})
-    for backend in ("ort", "openvino"):
+        for tag, path in (("", lmk), (" prelu-rewritten", opt)):
+            s = ort_session(path, threads)
+            fns[f"2d106det x1 ort t{threads}{tag}"] = lambda s=s: s.run(None, {"data": x6[:1]})
+        for tag, path in (("", lmk), (" prelu-rewritten", opt)):
+            try:
+                s = load_session(path, backend="openvino", threads=threads)
+            except Exception as exc:  # noqa: BLE001 - report and go on
+                print(f"  openvino: {exc}")
+                continue
+            fns[f"2d106det x1 openvino t{threads}{tag}"] = lambda s=s: s.run(x6[:1])
+    for backend, path in (("ort", opt), ("openvino", lmk)):
         try:
-            s = load_session(lmk, backend=backend, threads=2)
+            s = load_session(path, backend=backend, threads=2)
         except Exception as exc:  # noqa: BLE001 - report and go on
             print(f"  {backend}: {exc}")
             continue
@@ -182,6 +193,8 @@ def video_fps(rounds: int, peer_frames: int = 50) -> None:
                                             "insightface (detect every frame)": insight}
     for name, p in pipes.items():
         fns[f"viewfinder {name}, detect every 10th"] = (lambda p=p: p.run(path))
+    fns["viewfinder auto, detector one frame ahead"] = (
+        lambda p=pipes["auto"]: p.run(path, detect_ahead=True))
     ms = interleaved(fns, rounds, warmup=0)
     fps = {k: (peer_frames if k.startswith("insight") else 250) / (v / 1e3) for k, v in ms.items()}
     table("one_face_640x480_h264.mp4 incl. decode, fps (higher is better)", fps, unit="fps")
@@ -204,8 +217,11 @@ def crowd(rounds: int) -> None:
     size = (1280, 736)
     peer = InsightFacePeer(size)
     pipes = {b: FacePipeline(backend=b, det_size=size) for b in ("ort", "auto")}
+    pipes["auto, one 2-thread session"] = FacePipeline(backend="auto", det_size=size)
+    pipes["auto, one 2-thread session"].landmarker.parallel_min = 1 << 30  # no workers
     n = len(pipes["ort"](img))
-    pipes["auto"](img)  # first call: backend trial, batching trial, OpenVINO compiles
+    for name in ("auto", "auto, one 2-thread session"):
+        pipes[name](img)  # first call: backend trial, batching trial, OpenVINO compiles
     fns: dict[str, Callable[[], object]] = {"insightface": lambda: peer(img, size)}
     for name, p in pipes.items():
         fns[f"viewfinder {name}"] = (lambda p=p: p(img))

@@ -120,3 +120,15 @@ def test_detect_batch_equals_single(scrfd, group_image) -> None:
 ])
 def test_auto_input_size(scrfd, size, expect) -> None:
     assert scrfd.input_size(*size) == expect
+
+
+@pytest.mark.parametrize(("model", "det_size", "want"), [
+    ("scrfd_500m_bnkps.onnx", (1280, 736), {"input.1": (1, 3, 736, 1280)}),
+    ("scrfd_500m_bnkps.onnx", None, None),          # adapts per image: zoo default trial
+    ("scrfd_500m_bnkps.onnx", (100, 100), None),    # bad size: FaceDetector says why
+    ("scrfd_500m_kps_fixed640.onnx", (640, 640), None),  # fixed input
+])
+def test_auto_trial_runs_at_the_det_size(face_models: Path, model: str, det_size, want) -> None:
+    from viewfinder.faces.detectors import _trial_shapes
+
+    assert _trial_shapes(face_models / model, det_size) == want

@@ -86,3 +86,27 @@ def test_align_face_puts_keypoints_on_the_template(scrfd, group_image) -> None:
 def test_similarity_transform_errors(src, dst, match) -> None:
     with pytest.raises(ShapeError, match=match):
         similarity_transform(src, dst)
+
+
+def test_parallel_workers_equal_one_session(face_models: Path, scrfd, group_image) -> None:
+    """Many faces go to per-thread workers in chunks; the points must not change."""
+    from viewfinder.runtime.threads import thread_budget
+
+    if thread_budget() < 2:
+        pytest.skip("one thread: no parallel workers")
+    lm = load_landmarker(face_models / "2d106det.onnx", backend="ort", threads=2, batch="all")
+    boxes = scrfd.detect(group_image).boxes
+    boxes = np.concatenate([boxes, boxes + 3.5])  # 12 faces
+    lm.parallel_min = 1 << 30
+    want = lm(group_image, boxes)
+    lm.parallel_min, lm.chunk = 2, 4
+    got = lm(group_image, boxes)
+    assert len(lm._workers) >= 2 and lm._sizes(12) == [4, 4, 4] and lm._sizes(7) == [4, 2, 1]
+    np.testing.assert_allclose(got, want, atol=1e-4)
+
+
+def test_ort_runs_the_prelu_rewrite(face_models: Path) -> None:
+    ort = load_landmarker(face_models / "2d106det.onnx", backend="ort", threads=1)
+    assert ort.session.path.endswith("-dynbatch-opt.onnx")
+    single = load_landmarker(face_models / "2d106det.onnx", backend="ort", batch="single")
+    assert Path(single.session.path).name == "2d106det.onnx"

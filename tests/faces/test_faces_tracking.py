@@ -49,3 +49,15 @@ def test_tracker_keeps_ids_and_starts_new_ones() -> None:
     assert ids3[0] not in ids1 + ids2   # no overlap: a new face, old tracks end
     assert len(tr.tracks) == 1
     assert tr.match(np.zeros((0, 4), np.float32)) == [] and tr.tracks == []
+
+
+@pytest.mark.parametrize("iou", [[[0.1, 0.7, 0.2]], [[0.1], [0.0], [0.9]], [[0.5]],
+                                 [[0.9, 0.8], [0.85, 0.1]]])
+def test_assignment_shortcut_matches_scipy(iou: list) -> None:
+    from scipy.optimize import linear_sum_assignment
+
+    from viewfinder.faces.tracking import _assign
+
+    a = np.array(iou)
+    rows, cols = linear_sum_assignment(-a)
+    assert _assign(a) == (rows.tolist(), cols.tolist())

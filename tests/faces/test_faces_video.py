@@ -128,3 +128,21 @@ def test_profile_rows_follow_the_call_flow(shared: Path) -> None:
     assert {"decode", "detect infer", "landmark infer", "track + smooth"} <= set(names)
     assert sum(r[2] for r in rows) == pytest.approx(1.0)
     assert all(ms > 0 for _, ms, _ in rows)
+
+
+@pytest.mark.parametrize("every", [1, 4])
+def test_detection_ahead_gives_the_same_frames(shared: Path, pipe, every: int,
+                                               tmp_path: Path) -> None:
+    """The detector running one frame ahead in a thread changes nothing in the output."""
+    video = shared / "video" / "one_face_640x480_h264.mp4"
+    outs = []
+    old = pipe.every
+    pipe.every = every
+    try:
+        for ahead in (True, False):
+            out = tmp_path / f"{ahead}.jsonl"
+            summary = pipe.run(video, json_path=out, max_frames=12, detect_ahead=ahead)
+            outs.append((out.read_text(), summary.detections))
+    finally:
+        pipe.every = old
+    assert outs[0] == outs[1] and outs[0][1] == -(-12 // every)

@@ -248,6 +248,32 @@ class FaceDetector:
         return Faces(boxes[keep], scores[keep], kps[keep] if kps is not None else None)
 
 
+def _trial_shapes(path: Path, det_size: object) -> dict[str, tuple[int, ...]] | None:
+    """``{input: (1, 3, h, w)}`` for a dynamic-size ONNX model run at a given
+    ``det_size``: ``backend="auto"`` then times its trial at the size that will run
+    (at 1280x736 the faster backend is not the one at 640x640). None otherwise."""
+    if det_size is None or path.suffix != ".onnx":
+        return None
+    import onnx
+
+    try:
+        graph = onnx.load(str(path), load_external_data=False).graph
+    except Exception:  # noqa: BLE001 - unreadable here: the backend says why when it loads
+        return None
+    known = {t.name for t in graph.initializer}
+    inputs = [i for i in graph.input if i.name not in known]
+    dims = [d.dim_value for d in inputs[0].type.tensor_type.shape.dim] if len(inputs) == 1 else []
+    if len(dims) != 4 or (dims[2] > 0 and dims[3] > 0):
+        return None
+    try:
+        w, h = (int(v) for v in det_size)  # type: ignore[attr-defined]
+    except (TypeError, ValueError):
+        return None  # FaceDetector rejects it with its own message
+    if w <= 0 or h <= 0 or w % 32 or h % 32:
+        return None
+    return {inputs[0].name: (1, 3, h, w)}
+
+
 def load_detector(model: str | Path = "scrfd_500m", *, backend: str = "auto",
                   provider: str = "cpu", threads: int = 0, precision: str = "f32",
                   **options: object) -> FaceDetector:
@@ -260,7 +286,8 @@ def load_detector(model: str | Path = "scrfd_500m", *, backend: str = "auto",
     """
     path = resolve_model(model)
     session = open_session(path, backend=backend, provider=provider, threads=threads,
-                           precision=precision)
+                           precision=precision,
+                           shapes=_trial_shapes(path, options.get("det_size")))
     det = FaceDetector(session, **options)  # type: ignore[arg-type]
     log.info("face detector %s (%s) on %s", path.name, det.family, session.describe())
     return det

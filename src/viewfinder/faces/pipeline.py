@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,8 +36,8 @@ from viewfinder.faces.types import Faces
 __all__ = ["STAGES", "FacePipeline", "RunSummary"]
 
 # The call flow, in order (the rows of --profile).
-STAGES = ("decode", "detect pre", "detect infer", "detect post", "crop", "landmark infer",
-          "landmark post", "track + smooth", "draw / encode")
+STAGES = ("decode", "detect pre", "detect infer", "detect post", "detect wait", "crop",
+          "landmark infer", "landmark post", "track + smooth", "draw / encode")
 
 
 _DEFAULT_SMOOTHING = OneEuroParams()
@@ -121,6 +122,7 @@ class FacePipeline:
         self.tracker = FaceTracker(self.iou_threshold, self.smoothing)
         self._frame = 0
         self.detections = 0
+        self._ahead: dict[int, tuple[Future[Faces], Profiler]] = {}
 
     def describe(self) -> list[str]:
         """One line per model: what runs it (backend, device, precision, and for
@@ -157,7 +159,9 @@ class FacePipeline:
 
     def _detect(self, image: np.ndarray, t: float) -> Faces:
         self.detections += 1
-        det = self.detector.detect(image, profiler=self.profiler)
+        det = self._detected_ahead()
+        if det is None:
+            det = self.detector.detect(image, profiler=self.profiler)
         with self.profiler.stage("track + smooth"):
             tracks = self.tracker.match(det.boxes)
             for tr, s in zip(tracks, det.scores, strict=True):
@@ -171,6 +175,28 @@ class FacePipeline:
                 tr.ratio = (float((box[2] - box[0]) / ext[0]), float((box[3] - box[1]) / ext[1]))
             smoothed = self._smooth(tracks, pts, t)
         return det.replace(landmarks=smoothed, track_ids=[tr.id for tr in tracks])
+
+    def _detect_ahead(self, pool: ThreadPoolExecutor, index: int, image: np.ndarray) -> None:
+        """Start the detector on frame ``index`` (a scheduled detection frame) in the
+        background, so that it overlaps with the landmarks of the frame before."""
+        prof = Profiler(enabled=self.profiler.enabled)
+        future = pool.submit(self.detector.detect, to_bgr(image), profiler=prof)
+        self._ahead[index] = (future, prof)
+
+    def _detected_ahead(self) -> Faces | None:
+        """The background detection of the current frame, if one was started; else
+        None, once no background detection runs (the detector's session is not
+        shared between threads)."""
+        pending = self._ahead.pop(self._frame, None)
+        if pending is None:
+            for future, _ in self._ahead.values():
+                future.result()
+            return None
+        with self.profiler.stage("detect wait"):
+            det = pending[0].result()
+        for name, spent in pending[1].totals.items():
+            self.profiler.totals[name] = self.profiler.totals.get(name, 0.0) + spent
+        return det
 
     def _follow(self, image: np.ndarray, t: float) -> Faces | None:
         """Boxes from the previous landmarks; None when a track is lost (detect now)."""
@@ -198,7 +224,7 @@ class FacePipeline:
     def run(self, source: str | int | Path, *, out: str | Path | None = None,
             json_path: str | Path | None = None, max_frames: int | None = None,
             progress: Callable[[int, Faces], None] | None = None,
-            decode_ahead: int = 4) -> RunSummary:
+            decode_ahead: int = 4, detect_ahead: bool = False) -> RunSummary:
         """Run over a video file, raw .h264, folder of images or camera index.
 
         Args:
@@ -208,6 +234,10 @@ class FacePipeline:
             progress: Called as ``progress(frames_done, faces)`` after each frame.
             decode_ahead: Frames decoded ahead in a background thread (0 = decode
                 inline); the ``decode`` stage then shows only the time spent waiting.
+            detect_ahead: Run the detector on each scheduled detection frame in a
+                background thread while the frame before is landmarked (same outputs;
+                ``detect wait`` is then the time the pipeline waited for it). Off by
+                default: on the loaded 2-core host it did not pay (no idle core).
 
         Returns:
             A :class:`RunSummary`; frames that failed to decode are in ``errors``.
@@ -222,12 +252,10 @@ class FacePipeline:
             vsink = stack.enter_context(VideoSink(out, src.fps)) if out else None
             frames = prefetch(iter(src), decode_ahead) if decode_ahead > 0 else iter(src)
             stack.callback(getattr(frames, "close", lambda: None))
-            while True:
-                with prof.stage("decode"):
-                    item = next(frames, None)
-                if item is None:
-                    break
-                index, t, image = item
+            pool = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="detect-ahead"))
+            for index, t, image, upcoming in self._lookahead(frames):
+                if detect_ahead and upcoming is not None and (self._frame + 1) % self.every == 0:
+                    self._detect_ahead(pool, self._frame + 1, upcoming)
                 faces = self.step(image, t)
                 summary.frames += 1
                 with prof.stage("draw / encode"):
@@ -241,6 +269,18 @@ class FacePipeline:
         summary.detections = self.detections
         summary.errors = list(src.errors)
         return summary
+
+    def _lookahead(self, frames: Iterator[tuple[int, float, np.ndarray]]
+                   ) -> Iterator[tuple[int, float, np.ndarray, np.ndarray | None]]:
+        """``(index, time, image, next image or None)``; the wait for each frame is
+        the ``decode`` stage."""
+        with self.profiler.stage("decode"):
+            item = next(frames, None)
+        while item is not None:
+            with self.profiler.stage("decode"):
+                upcoming = next(frames, None)
+            yield (*item, upcoming[2] if upcoming is not None else None)
+            item = upcoming
 
     def profile_rows(self) -> list[tuple[str, float, float]]:
         """``(stage, ms per frame, share)`` for every stage of :data:`STAGES` that ran."""

@@ -78,6 +78,19 @@ class OneEuroFilter:
 _DEFAULT = OneEuroParams()
 
 
+def _assign(iou: np.ndarray) -> tuple[list[int], list[int]]:
+    """Optimal one-to-one assignment maximising total IoU (rows, cols). One box or one
+    track is its best match (no SciPy import, which costs ~0.5 s on first use)."""
+    if iou.shape[0] == 1:
+        return [0], [int(iou[0].argmax())]
+    if iou.shape[1] == 1:
+        return [int(iou[:, 0].argmax())], [0]
+    from scipy.optimize import linear_sum_assignment
+
+    rows, cols = linear_sum_assignment(-iou)
+    return rows.tolist(), cols.tolist()
+
+
 @dataclass
 class Track:
     """One face followed across frames."""
@@ -112,13 +125,11 @@ class FaceTracker:
         Returns:
             One :class:`Track` per box.
         """
-        from scipy.optimize import linear_sum_assignment
-
         boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
         assigned: list[Track | None] = [None] * len(boxes)
         if self.tracks and len(boxes):
             iou = box_iou(boxes, np.stack([t.box for t in self.tracks]))
-            rows, cols = linear_sum_assignment(-iou)
+            rows, cols = _assign(iou)
             for r, c in zip(rows, cols, strict=True):
                 if iou[r, c] >= self.iou_threshold:
                     track = self.tracks[c]
