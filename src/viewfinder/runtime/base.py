@@ -57,15 +57,19 @@ class Session(abc.ABC):
     #: Why this backend runs the model (set by ``backend="auto"``; "" when asked for).
     choice_reason: str = ""
 
-    @property
-    @abc.abstractmethod
-    def inputs(self) -> list[TensorInfo]:
-        """Model inputs, in graph order."""
+    # Filled by each backend's constructor from the loaded model.
+    _inputs: list[TensorInfo]
+    _outputs: list[TensorInfo]
 
     @property
-    @abc.abstractmethod
+    def inputs(self) -> list[TensorInfo]:
+        """Model inputs, in graph order."""
+        return self._inputs
+
+    @property
     def outputs(self) -> list[TensorInfo]:
         """Model outputs, in graph order."""
+        return self._outputs
 
     @abc.abstractmethod
     def run(self, feeds: Mapping[str, np.ndarray] | np.ndarray) -> list[np.ndarray]:

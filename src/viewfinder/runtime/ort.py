@@ -165,14 +165,6 @@ class OrtSession(Session):
             )
         return provider
 
-    @property
-    def inputs(self) -> list[TensorInfo]:
-        return self._inputs
-
-    @property
-    def outputs(self) -> list[TensorInfo]:
-        return self._outputs
-
     def run(self, feeds: Mapping[str, np.ndarray] | np.ndarray) -> list[np.ndarray]:
         """Run the model; a bare array feeds the single input. Returns outputs in order.
 

@@ -200,14 +200,6 @@ class OvSession(Session):
                 self._compiled.popitem(last=False)
             return req
 
-    @property
-    def inputs(self) -> list[TensorInfo]:
-        return self._inputs
-
-    @property
-    def outputs(self) -> list[TensorInfo]:
-        return self._outputs
-
     def reshape(self, shapes: Mapping[str, Sequence[int]]) -> None:
         """Compile the model for these input shapes now (cached for later ``run`` calls)."""
         self._request(tuple(tuple(int(d) for d in shapes[i.name]) for i in self._inputs), True)
