@@ -9,12 +9,18 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
 
-from viewfinder.errors import InputFileError
+from viewfinder.errors import InputFileError, ViewfinderError
 
-__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "check_readable"]
+__all__ = [
+    "atomic_path",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "check_readable",
+    "expand_files",
+]
 
 
 def check_readable(path: str | os.PathLike[str], what: str = "file") -> Path:
@@ -27,6 +33,35 @@ def check_readable(path: str | os.PathLike[str], what: str = "file") -> Path:
     if not os.access(p, os.R_OK):
         raise InputFileError(f"{p}: {what} is not readable")
     return p
+
+
+def expand_files(
+    inputs: Sequence[str | os.PathLike[str]],
+    suffixes: Collection[str],
+    what: str,
+    empty_error: type[ViewfinderError] = InputFileError,
+    file_kind: str = "input file",
+) -> list[Path]:
+    """Files named by ``inputs``: files as given (checked readable), directories in name order.
+
+    Args:
+        inputs: Files and/or directories.
+        suffixes: Lower-case suffixes (with the dot) a directory entry must have.
+        what: What the files are, for messages (e.g. ``"images (.jpg, .png)"``).
+        empty_error: Raised when a directory holds no matching file.
+        file_kind: What a single named file is, for the missing-file message.
+    """
+    files: list[Path] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            found = sorted(f for f in p.iterdir() if f.suffix.lower() in suffixes)
+            if not found:
+                raise empty_error(f"{p}: no {what} in this directory")
+            files.extend(found)
+        else:
+            files.append(check_readable(p, file_kind))
+    return files
 
 
 @contextlib.contextmanager

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from viewfinder.errors import ConfigError, DatasetError, FormatError, InputFileError, SizeError
-from viewfinder.fileio import atomic_path, check_readable
+from viewfinder.fileio import atomic_path, expand_files
 from viewfinder.runtime.base import Session, TensorInfo, concrete_shape
 from viewfinder.runtime.specs import ModelSpec
 
@@ -110,17 +110,7 @@ def synthetic_samples(session: Session, shapes: Mapping[str, Sequence[int]],
 
 
 def _expand(paths: Sequence[str | Path]) -> list[Path]:
-    files: list[Path] = []
-    for item in paths:
-        p = Path(item)
-        if p.is_dir():
-            found = sorted(f for f in p.iterdir() if f.suffix.lower() in _DATA_SUFFIXES)
-            if not found:
-                raise DatasetError(f"{p}: no .npy, .bin or image files in this directory")
-            files += found
-        else:
-            files.append(check_readable(p, "input file"))
-    return files
+    return expand_files(paths, _DATA_SUFFIXES, ".npy, .bin or image files", DatasetError)
 
 
 def _read_bin(path: Path, info: TensorInfo, shape: tuple[int, ...]) -> np.ndarray:

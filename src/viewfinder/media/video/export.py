@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from viewfinder.errors import ConfigError, InputFileError, ShapeError
-from viewfinder.fileio import atomic_write_bytes, check_readable
+from viewfinder.fileio import atomic_write_bytes, expand_files
 from viewfinder.media.image import encode_image, read_image
 from viewfinder.media.video.reader import VideoReader
 from viewfinder.media.video.writer import VideoWriter
@@ -81,17 +81,8 @@ def export_frames(source: str | os.PathLike[str], out_dir: str | os.PathLike[str
 
 def list_images(inputs: Sequence[str | os.PathLike[str]]) -> list[Path]:
     """Image files named by ``inputs``: files as given, directories in name order."""
-    files: list[Path] = []
-    for item in inputs:
-        p = Path(item)
-        if p.is_dir():
-            found = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
-            if not found:
-                raise InputFileError(f"{p}: no images ({', '.join(IMAGE_SUFFIXES)}) in directory")
-            files.extend(found)
-        else:
-            files.append(check_readable(p, "image file"))
-    return files
+    return expand_files(inputs, IMAGE_SUFFIXES, f"images ({', '.join(IMAGE_SUFFIXES)})",
+                        file_kind="image file")
 
 
 def encode_images(files: Sequence[str | os.PathLike[str]], output: str | os.PathLike[str],
