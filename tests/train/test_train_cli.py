@@ -16,13 +16,6 @@ CFG = "[net]\nwidth=64\nheight=64\nchannels=3\nhue=0\nsaturation=1\nexposure=1\n
     "[yolo]\nmask=0,1,2\nanchors=8,8, 16,16, 32,32\nclasses=2\nnum=3\njitter=0\n")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 @pytest.fixture(scope="module")
 def voc(tmp_path_factory):

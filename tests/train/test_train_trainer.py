@@ -26,15 +26,6 @@ torch = pytest.importorskip("torch")
 from viewfinder.detect.darknet import build_darknet  # noqa: E402
 from viewfinder.detect.loss import YoloTrainModel  # noqa: E402
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small models on a shared 2-core box: one thread avoids oversubscription stalls."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 CFG = "[net]\nwidth=64\nheight=64\nchannels=3\n" + "".join(
     f"[convolutional]\nbatch_normalize=1\nfilters={f}\nsize=3\nstride={s}\npad=1\n"
     "activation=leaky\n" for f, s in ((16, 2), (32, 2), (32, 2))) + (
