@@ -105,8 +105,20 @@ def test_parallel_workers_equal_one_session(face_models: Path, scrfd, group_imag
     np.testing.assert_allclose(got, want, atol=1e-4)
 
 
-def test_ort_runs_the_prelu_rewrite(face_models: Path) -> None:
-    ort = load_landmarker(face_models / "2d106det.onnx", backend="ort", threads=1)
-    assert ort.session.path.endswith("-dynbatch-opt.onnx")
+@pytest.mark.parametrize(("backend", "prelu"), [("ort", 0), ("openvino", 28)])
+def test_batched_file_takes_bgra_crops(face_models: Path, backend: str, prelu: int) -> None:
+    """ONNX Runtime runs the PRelu rewrite, OpenVINO the original ops; both take the
+    uint8 BGRA crops directly."""
+    import onnx
+
+    pytest.importorskip("openvino") if backend == "openvino" else None
+    lm = load_landmarker(face_models / "2d106det.onnx", backend=backend, threads=1)
+    model = onnx.load(lm.session.path)
+    assert [n.op_type for n in model.graph.node].count("PRelu") == prelu
+    assert lm.packed and lm.session.inputs[0].dtype == np.uint8
+    assert tuple(lm.session.inputs[0].shape[1:]) == (192, 192, 4)
+
+
+def test_single_keeps_the_original_file(face_models: Path) -> None:
     single = load_landmarker(face_models / "2d106det.onnx", backend="ort", batch="single")
     assert Path(single.session.path).name == "2d106det.onnx"

@@ -51,7 +51,7 @@ def test_second_load_uses_the_cache(tiny_model, trials) -> None:
     assert len(trials) == 1 and again.choice_reason.endswith("(cached)")
     data = json.loads(auto.cache_file().read_text())
     (entry,) = data.values()
-    assert entry["backend"] == "openvino" and entry["medians_ms"] == {"ort": 4.0, "openvino": 2.0}
+    assert entry["backend"] == "openvino" and entry["best_ms"] == {"ort": 4.0, "openvino": 2.0}
 
 
 @pytest.mark.parametrize("change", ["model", "cpu_flags", "ort_version", "ov_version", "shape",

@@ -49,6 +49,9 @@ def _raw_input(spec: PreprocessSpec, n: int, h: int, w: int) -> np.ndarray:
         return np.stack([rgb_to_nv12(i, spec.color_matrix, spec.color_range) for i in img])
     if spec.input == "float":
         return img.transpose(0, 3, 1, 2).astype(np.float32)
+    if spec.channels == 4:  # a random 4th channel: it must not leak into the model
+        alpha = np.random.default_rng(7).integers(0, 256, img.shape[:3] + (1,), np.uint8)
+        return np.concatenate([img, alpha], axis=3)
     return img
 
 
@@ -73,6 +76,10 @@ NORM = {"mean": (123.7, 116.3, 103.5), "std": (58.4, 57.1, 57.4)}
         PreprocessSpec(input="rgb", model_channels="bgr", **NORM),
         PreprocessSpec(input="bgr", model_channels="rgb", **NORM),
         PreprocessSpec(input="bgr", model_channels="bgr", mean=(127.5,) * 3, std=(128.0,) * 3),
+        PreprocessSpec(input="bgra", model_channels="rgb", **NORM),
+        PreprocessSpec(input="bgra", model_channels="bgr"),
+        PreprocessSpec(input="rgba", model_channels="rgb"),
+        PreprocessSpec(input="rgba", model_channels="bgr", **NORM),
         PreprocessSpec(input="float", **NORM),
         PreprocessSpec(input="nv12", width=8, height=8),
         PreprocessSpec(input="nv12", width=8, height=8, color_matrix="bt709", **NORM),
@@ -93,6 +100,7 @@ def test_fused_equals_numpy_reference(tmp_path, spec, batch):
     [
         (PreprocessSpec(input="rgb", width=13, height=11, resize=True), (11, 13)),
         (PreprocessSpec(input="bgr", width=20, height=16, crop=(2, 4, 8, 8)), (16, 20)),
+        (PreprocessSpec(input="bgra", width=20, height=16, crop=(2, 4, 8, 8)), (16, 20)),
         (PreprocessSpec(input="bgr", width=20, height=16, crop=(3, 1, 15, 13), resize=True,
                         **NORM), (16, 20)),
         (PreprocessSpec(input="nv12", width=24, height=18, resize=True, **NORM), (18, 24)),
@@ -116,13 +124,18 @@ def test_dynamic_spatial_model_keeps_dynamic_input(tmp_path):
         _check_fused(tmp_path, model, spec, _raw_input(spec, 2, h, w))
 
 
-def test_new_input_keeps_name_and_takes_decoder_layout():
-    fused, desc = fuse_preprocessing(tiny_conv_model(batch="N"),
-                                     PreprocessSpec(input="nv12", width=8, height=8))
+@pytest.mark.parametrize(("spec", "dims"), [
+    (PreprocessSpec(input="nv12", width=8, height=8), ["N", 12, 8]),
+    (PreprocessSpec(input="bgr"), ["N", 8, 8, 3]),
+    (PreprocessSpec(input="bgra"), ["N", 8, 8, 4]),
+    (PreprocessSpec(input="rgba", model_channels="bgr"), ["N", 8, 8, 4]),
+])
+def test_new_input_keeps_name_and_takes_decoder_layout(spec, dims):
+    fused, desc = fuse_preprocessing(tiny_conv_model(batch="N"), spec)
     inp = fused.graph.input[0]
     assert inp.name == "x" and inp.type.tensor_type.elem_type == TensorProto.UINT8
-    assert [d.dim_param or d.dim_value for d in inp.type.tensor_type.shape.dim] == ["N", 12, 8]
-    assert desc == "x: nv12 uint8 [N, 12, 8]"
+    assert [d.dim_param or d.dim_value for d in inp.type.tensor_type.shape.dim] == dims
+    assert desc == f"x: {spec.input} uint8 [{', '.join(map(str, dims))}]"
 
 
 @pytest.mark.parametrize(("matrix", "code"), [("bt601", cv2.COLOR_YUV2RGB_NV12)])

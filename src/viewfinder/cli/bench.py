@@ -53,6 +53,10 @@ _PRECISIONS = ("f32", "bf16", "fp16", "int8")
 @click.option("--compare", "compare", default=None,
               help="Second model (zoo name or file), or BACKEND:PRECISION (e.g. ort:f32) for "
                    "the same model; run interleaved, prints the ratio and output deltas.")
+@click.option("--task-image", "task_images", multiple=True,
+              type=click.Path(exists=True, dir_okay=False),
+              help="With --compare on a face model: images for the face-box / 106-point "
+                   "deltas (default: the shared group_t1.jpg and crowd_selfie.jpg).")
 @click.option("--json", "json_path", default=None, type=click.Path(dir_okay=False),
               help="Write stats and per-call times as JSON.")
 @click.option("--csv", "csv_path", default=None, type=click.Path(dir_okay=False),
@@ -240,6 +244,33 @@ def _compare(session: Session, samples: list[Sample], opts: dict[str, Any]) -> N
                               f"mean abs {d.mean_abs:.3g}")
     except ConfigError as exc:
         console.print(f"outputs not compared: {exc}")
+    for line in _task_lines(session, other, opts["task_images"]):
+        console.print(line)
+
+
+def _task_lines(a: Session, b: Session, images: tuple[str, ...]) -> list[str]:
+    """For a face model: how far boxes, keypoints and 106 points move from A to B."""
+    from viewfinder.faces.compare import face_task_kind, task_deltas
+
+    kind = face_task_kind(a)
+    if kind is None:
+        return []
+    if not images:
+        from viewfinder.config import shared_dir
+
+        found = [shared_dir() / "images" / n for n in ("group_t1.jpg", "crowd_selfie.jpg")]
+        images = tuple(str(p) for p in found if p.is_file())
+    if not images:
+        return ["task deltas skipped: no images (give --task-image)"]
+    detector = None
+    if kind == "landmarks":
+        from viewfinder.faces import load_detector
+
+        try:
+            detector = load_detector("scrfd_500m", backend="ort")
+        except ViewfinderError as exc:
+            return [f"task deltas skipped: the faces come from scrfd_500m: {exc}"]
+    return [str(d) for d in task_deltas(a, b, images, detector)]
 
 
 def _adapt(samples: list[Sample], other: Session) -> list[Sample]:

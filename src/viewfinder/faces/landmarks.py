@@ -62,9 +62,10 @@ class Landmarker106:
     Args:
         session: The landmark model. A dynamic batch dimension lets several faces
             share a call; a fixed batch of 1 runs one call per face.
-        batch: ``"all"``: all faces of an image in one call (up to ``max_chunk`` = 32
-            faces a call; on OpenVINO in power-of-two chunks, 6 = 4 + 2, so that a new
-            face count does not recompile);
+        batch: ``"all"``: all faces of an image in one call (up to ``max_chunk`` = 8
+            faces a call: larger batches ran 10-20 % slower per face on both backends
+            here; an OpenVINO session runs a new face count on its dynamic model and
+            compiles it once the count recurs);
             ``"single"``: one call per face; ``"auto"``: on the first image with
             several faces, time both on its real crops and keep the faster
             (:attr:`batch_reason` says what was measured).
@@ -81,19 +82,23 @@ class Landmarker106:
     def __init__(self, session: Session, batch: str = "auto",
                  worker_loader: Callable[[], Session] | None = None) -> None:
         self.session = session
-        shape = session.inputs[0].shape
+        shape = tuple(session.inputs[0].shape)
         outs = session.outputs
-        if len(shape) != 4 or shape[2:] != (192, 192) or len(outs) != 1 or outs[0].shape[-1] != 212:
+        #: True when the model takes uint8 NHWC BGRA crops (preprocessing fused in,
+        #: see :func:`_model_files`), False for the original float NCHW RGB input.
+        self.packed = len(shape) == 4 and shape[1:] == (192, 192, 4)
+        if ((shape[1:] != (3, 192, 192) and not self.packed) or len(outs) != 1
+                or outs[0].shape[-1] != 212):
             raise ModelError(f"{Path(session.path).name}: expected a 2d106det-style model "
-                             f"([N, 3, 192, 192] -> [N, 212]), got {list(shape)} -> "
-                             f"{[list(o.shape) for o in outs]}")
+                             f"([N, 3, 192, 192] float or [N, 192, 192, 4] BGRA uint8 -> "
+                             f"[N, 212]), got {list(shape)} -> {[list(o.shape) for o in outs]}")
         if batch not in ("auto", "all", "single"):
             raise ConfigError(f"batch {batch!r}: expected auto, all or single")
         self.size = 192
         self.batched = not (isinstance(shape[0], int) and shape[0] == 1)
         self.batch = batch if self.batched else "single"
         self.batch_reason = ""
-        self.max_chunk = 32
+        self.max_chunk = 8
         self.worker_loader = worker_loader if self.batched else None
         self._workers: list[Session] = []
         self._pool: ThreadPoolExecutor | None = None
@@ -116,21 +121,16 @@ class Landmarker106:
         """Batch sizes for ``n`` faces under ``mode`` (``"all"`` or ``"single"``)."""
         if mode == "single":
             return [1] * n
-        if self.session.backend == "ort":  # any batch size, no compile: equal chunks
-            full, rest = divmod(n, self.max_chunk)
-            return [self.max_chunk] * full + ([rest] if rest else [])
-        sizes = []
-        while n:
-            size = min(1 << (n.bit_length() - 1), self.max_chunk)
-            sizes.append(size)
-            n -= size
-        return sizes
+        full, rest = divmod(n, self.max_chunk)
+        return [self.max_chunk] * full + ([rest] if rest else [])
 
-    @staticmethod
-    def _blob(crops: np.ndarray) -> np.ndarray:
-        """``(n, 192, 192, 3 or 4)`` BGR(A) uint8 -> ``(n, 3, 192, 192)`` RGB float32 0..255
-        (planes split by OpenCV, then one contiguous cast each: 2.5x faster than a
-        strided NumPy transpose-and-cast)."""
+    def _blob(self, crops: np.ndarray) -> np.ndarray:
+        """What the model takes for these ``(n, 192, 192, 4)`` BGRA uint8 crops: the crops
+        themselves when the model has the conversion fused in, else ``(n, 3, 192, 192)``
+        RGB float32 0..255 (planes split by OpenCV, then one contiguous cast each: 2.5x
+        faster than a strided NumPy transpose-and-cast)."""
+        if self.packed:
+            return crops
         out = np.empty((len(crops), 3, *crops.shape[1:3]), np.float32)
         for i, crop in enumerate(crops):
             planes = cv2.split(crop)
@@ -157,7 +157,7 @@ class Landmarker106:
         for session in sessions:
             done = self._prepared.setdefault(id(session), set())
             for n in sorted(set(sizes) - done):
-                session.reshape({session.inputs[0].name: (n, 3, self.size, self.size)})
+                session.reshape({session.inputs[0].name: (n, *session.inputs[0].shape[1:])})
                 done.add(n)
 
     def _choose(self, crops: np.ndarray, profiler: Profiler, rounds: int = 5,
@@ -269,16 +269,20 @@ class Landmarker106:
 
 
 def _model_files(path: Path, batch: str) -> dict[str, Path]:
-    """The file each backend runs: ONNX Runtime the dynamic-batch copy with PRelu
-    rewritten as Relu/Mul/Add (2-2.5x faster there, outputs equal to 1e-6), OpenVINO
-    the plain dynamic-batch copy (it fuses PRelu into the convolutions itself; the
-    rewrite costs it 5 %). ``batch="single"`` keeps the original fixed-batch file."""
+    """The file each backend runs: a dynamic-batch copy that takes the uint8 BGRA crops
+    as they come from ``cv2.warpAffine`` (channel order, alpha drop, layout and cast fused
+    in: 0.1-0.3 ms a face less than converting in NumPy); for ONNX Runtime with PRelu
+    also rewritten as Relu/Mul/Add (2-2.5x faster there, outputs equal to 1e-6), for
+    OpenVINO without (it fuses PRelu into the convolutions itself; the rewrite costs it
+    5 %). ``batch="single"`` keeps the original fixed-batch file."""
     if batch == "single":
         return {"ort": path, "openvino": path}
-    from viewfinder.runtime.convert import dynamic_batch
+    from viewfinder.runtime.convert import PreprocessSpec, dynamic_batch
 
+    bgra = PreprocessSpec(input="bgra", model_channels="rgb")
     try:
-        return {"ort": dynamic_batch(path, optimize=True), "openvino": dynamic_batch(path)}
+        return {"ort": dynamic_batch(path, optimize=True, preprocess=bgra),
+                "openvino": dynamic_batch(path, preprocess=bgra)}
     except ModelError as exc:
         log.warning("%s; running one face per call", exc)
         return {"ort": path, "openvino": path}

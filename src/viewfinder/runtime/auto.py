@@ -1,8 +1,8 @@
 """``backend="auto"``: pick the fastest installed backend per model by measuring.
 
 On first use for a model the candidates (ONNX Runtime, and OpenVINO when installed)
-are loaded and timed on zeros of the input shape, interleaved, and the fastest at
-the requested precision wins. The choice is cached on disk
+are loaded and timed on zeros of the input shape, interleaved, and the fastest (by its
+best run) at the requested precision wins. The choice is cached on disk
 (``cache_dir()/runtime/auto-backend.json``) under a key made of the model file's
 sha256, the CPU flags, the backend versions, precision, threads, device and the
 input shapes: a new model file, another CPU or an upgraded backend re-measures.
@@ -17,7 +17,6 @@ import datetime as _dt
 import hashlib
 import json
 import logging
-import statistics
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -105,7 +104,11 @@ def _store(key: str, entry: dict) -> None:
 
 
 def _time(sessions: dict[str, Session], feeds: dict[str, np.ndarray]) -> dict[str, float]:
-    """Median seconds per run of each session: warm-up, then interleaved rounds."""
+    """Best (least) seconds per run of each session: warm-up, then interleaved rounds.
+
+    The minimum, not the median: on a shared host the median carries whatever else ran
+    during the trial (a trial under load once cached a 20 % "win" for a backend that
+    ties on a quiet host); the least-disturbed run is what the backend can do."""
     first = {}
     for name, sess in sessions.items():
         sess.run(feeds)  # compile / allocate
@@ -119,16 +122,16 @@ def _time(sessions: dict[str, Session], feeds: dict[str, np.ndarray]) -> dict[st
             t0 = time.perf_counter()
             sess.run(feeds)
             times[name].append(time.perf_counter() - t0)
-    return {name: statistics.median(v) for name, v in times.items()}
+    return {name: min(v) for name, v in times.items()}
 
 
-def _describe(best: str, medians: dict[str, float], shapes: Mapping[str, Sequence[int]],
+def _describe(chosen: str, times: dict[str, float], shapes: Mapping[str, Sequence[int]],
               precision: str, threads: int, skipped: dict[str, str]) -> str:
-    others = ", ".join(f"{k} {v * 1e3:.2f} ms" for k, v in medians.items() if k != best)
+    others = ", ".join(f"{k} {v * 1e3:.2f} ms" for k, v in times.items() if k != chosen)
     shape = ";".join("x".join(map(str, s)) for s in shapes.values())
     when = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    line = (f"auto: {best} {medians[best] * 1e3:.2f} ms" + (f" vs {others}" if others else "")
-            + f" (median, {shape}, {precision}, {threads} threads, {when})")
+    line = (f"auto: {chosen} {times[chosen] * 1e3:.2f} ms" + (f" vs {others}" if others else "")
+            + f" (best of the trial, {shape}, {precision}, {threads} threads, {when})")
     for name, why in skipped.items():
         line += f"; {name} skipped: {why}"
     return line
@@ -168,14 +171,14 @@ def _measure(path: str | Path, key: str, sessions: dict[str, Session], skipped: 
             f"; {k} skipped: {v}" for k, v in skipped.items())
     first = next(iter(sessions.values()))
     feeds = {i.name: np.zeros(trial[i.name], dtype=i.dtype) for i in first.inputs}
-    medians = _time(sessions, feeds)
-    chosen = next(iter(medians))  # the reference backend keeps ties
-    for name, t in medians.items():
-        if t < medians[chosen] * (1.0 - _MARGIN):
+    times = _time(sessions, feeds)
+    chosen = next(iter(times))  # the reference backend keeps ties
+    for name, t in times.items():
+        if t < times[chosen] * (1.0 - _MARGIN):
             chosen = name
-    reason = _describe(chosen, medians, trial, precision, threads, skipped)
+    reason = _describe(chosen, times, trial, precision, threads, skipped)
     _store(key, {"backend": chosen, "reason": reason, "model": str(path),
-                 "medians_ms": {k: round(v * 1e3, 4) for k, v in medians.items()}})
+                 "best_ms": {k: round(v * 1e3, 4) for k, v in times.items()}})
     return chosen, reason
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from pathlib import Path
@@ -11,6 +12,7 @@ from viewfinder.fileio import atomic_path, check_readable
 from viewfinder.runtime.convert.modelio import load_model, save_model, sha256_file
 from viewfinder.runtime.convert.optimize import decompose_prelu
 from viewfinder.runtime.convert.shapes import check_batch_items, is_dynamic_batch, set_batch
+from viewfinder.runtime.convert.spec import PreprocessSpec
 
 __all__ = ["converted_dir", "dynamic_batch"]
 
@@ -23,7 +25,7 @@ def converted_dir() -> Path:
 
 
 def dynamic_batch(path: str | os.PathLike[str], verify: bool = True,
-                  optimize: bool = False) -> Path:
+                  optimize: bool = False, preprocess: PreprocessSpec | None = None) -> Path:
     """Return a copy of a model whose batch dimension is dynamic (cached).
 
     The copy lives at ``cache_dir()/converted/<sha256-of-input>-dynbatch.onnx`` and is
@@ -38,6 +40,9 @@ def dynamic_batch(path: str | os.PathLike[str], verify: bool = True,
         optimize: Also rewrite ``PRelu`` as ``Relu``/``Mul``/``Add`` (2d106det runs about
             2x faster on ONNX Runtime CPU, outputs equal to 1e-6); cached as
             ``<sha256>-dynbatch-opt.onnx``.
+        preprocess: Also fuse this preprocessing in front of the input (e.g. uint8 BGRA
+            crops straight from ``cv2.warpAffine``); cached as ``...-pre<spec hash>.onnx``
+            and, with ``verify``, checked against NumPy preprocessing + the unfused copy.
 
     Returns:
         ``path`` itself when its batch is already dynamic (and no rewrite was asked
@@ -46,6 +51,8 @@ def dynamic_batch(path: str | os.PathLike[str], verify: bool = True,
     Raises:
         ModelError: not an ONNX model, or the batch dimension cannot be separated.
     """
+    if preprocess is not None and not preprocess.is_identity:
+        return _with_preprocessing(dynamic_batch(path, verify, optimize), preprocess, verify)
     src = check_readable(path, "model file")
     digest = sha256_file(src)
     target = converted_dir() / f"{digest}-dynbatch{'-opt' if optimize else ''}.onnx"
@@ -67,3 +74,24 @@ def dynamic_batch(path: str | os.PathLike[str], verify: bool = True,
     log.info("%s: dynamic batch copy at %s (%s)", src, target, "; ".join(changes))
     return target
 
+
+
+def _with_preprocessing(src: Path, spec: PreprocessSpec, verify: bool) -> Path:
+    """``src`` with ``spec`` fused in front of its input, cached beside the other copies."""
+    from viewfinder.runtime.convert.pipeline import verify_against_reference
+    from viewfinder.runtime.convert.preprocess import fuse_preprocessing
+
+    tag = hashlib.sha256(repr(spec).encode()).hexdigest()[:12]
+    target = converted_dir() / f"{sha256_file(src)}-pre{tag}.onnx"
+    if target.is_file():
+        return target
+    fused, desc = fuse_preprocessing(load_model(src), spec)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(target, suffix=".onnx") as tmp:
+        save_model(fused, tmp)
+        if verify:
+            diff = verify_against_reference(tmp, src, spec)
+            log.info("%s: fused preprocessing matches NumPy + the model (max |diff| %.3g)",
+                     src, diff)
+    log.info("%s: preprocessing fused (%s) at %s", src, desc, target)
+    return target

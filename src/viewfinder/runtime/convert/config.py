@@ -3,7 +3,7 @@
 Example (every key optional; see docs/convert.md)::
 
     [preprocess]
-    input = "nv12"            # float | rgb | bgr | nv12
+    input = "nv12"            # float | rgb | bgr | bgra | rgba | nv12
     width = 640
     height = 480
     color_matrix = "bt601"    # bt601 | bt709   (nv12)

@@ -1,6 +1,7 @@
 """Fuse preprocessing into an ONNX model as ONNX ops in front of its input (AIPP-like).
 
-The new model takes what a decoder produces (uint8 NHWC RGB/BGR, or NV12) under the
+The new model takes what a decoder produces (uint8 NHWC RGB/BGR, BGRA/RGBA with the
+4th channel ignored, or NV12) under the
 original input's name and does, inside the graph: NV12 to RGB (slice Y and the
 interleaved UV plane, the colour matrix, upsample UV ×2, clip), NHWC to NCHW, crop
 (Slice), bilinear resize (Resize), channel swap (Gather) and ``(x - mean) / std``
@@ -24,7 +25,7 @@ from onnx import TensorProto, helper, numpy_helper
 from viewfinder.errors import ConfigError, ModelError, ShapeError
 from viewfinder.runtime.convert.modelio import graph_input, opset_version
 from viewfinder.runtime.convert.shapes import BATCH, Dim, input_dims
-from viewfinder.runtime.convert.spec import PreprocessSpec, yuv_to_rgb_affine
+from viewfinder.runtime.convert.spec import PACKED_FORMATS, PreprocessSpec, yuv_to_rgb_affine
 
 __all__ = ["channel_affine", "fuse_preprocessing"]
 
@@ -151,7 +152,7 @@ def _new_input(name: str, spec: PreprocessSpec, batch: Dim,
         return helper.make_tensor_value_info(name, TensorProto.UINT8, [batch, h * 3 // 2, w])
     if spec.input == "float":
         return helper.make_tensor_value_info(name, TensorProto.FLOAT, [batch, 3, h, w])
-    return helper.make_tensor_value_info(name, TensorProto.UINT8, [batch, h, w, 3])
+    return helper.make_tensor_value_info(name, TensorProto.UINT8, [batch, h, w, spec.channels])
 
 
 def _build(b: _Builder, x: str, spec: PreprocessSpec, image_hw: tuple[Dim, Dim],
@@ -160,12 +161,13 @@ def _build(b: _Builder, x: str, spec: PreprocessSpec, image_hw: tuple[Dim, Dim],
     if spec.input == "nv12":
         x = _nv12_normalized(b, x, spec, int(image_hw[0]), int(image_hw[1]))
         scale, offset = np.ones(3), np.zeros(3)  # folded into the colour conversion
-    elif spec.input in ("rgb", "bgr"):
+    elif spec.input in PACKED_FORMATS:
         if spec.crop is not None:  # crop the uint8 NHWC image: less to transpose and cast
             x = _crop(b, x, spec.crop, axes=(1, 2))
         x = b.op("Transpose", [x], perm=[0, 3, 1, 2])
-        if spec.swaps_channels:
-            x = b.op("Gather", [x, b.ints("swap", [2, 1, 0])], axis=1)
+        if spec.swaps_channels or spec.channels != 3:  # one Gather swaps and drops alpha
+            order = [2, 1, 0] if spec.swaps_channels else [0, 1, 2]
+            x = b.op("Gather", [x, b.ints("swap", order)], axis=1)
         x = b.op("Cast", [x], to=TensorProto.FLOAT)
     if spec.crop is not None and spec.input in ("nv12", "float"):
         x = _crop(b, x, spec.crop, axes=(2, 3))

@@ -81,7 +81,8 @@ def preprocess_numpy(image: np.ndarray, spec: PreprocessSpec,
     """Apply ``spec`` in NumPy: decoded input -> the original model's float NCHW input.
 
     Args:
-        image: What the fused model takes: ``[N, H, W, 3]`` uint8 for RGB/BGR,
+        image: What the fused model takes: ``[N, H, W, 3]`` uint8 for RGB/BGR
+            (``[N, H, W, 4]`` for BGRA/RGBA, the 4th channel ignored),
             ``[N, H*3/2, W]`` uint8 for NV12, ``[N, 3, H, W]`` float for ``"float"``.
         spec: The preprocessing.
         model_hw: The model's (height, width); required when ``spec.resize``.
@@ -91,8 +92,8 @@ def preprocess_numpy(image: np.ndarray, spec: PreprocessSpec,
     """
     if spec.input == "nv12":
         x = nv12_to_rgb(image, spec.color_matrix, spec.color_range)
-    elif spec.input in ("rgb", "bgr"):
-        x = np.ascontiguousarray(image.transpose(0, 3, 1, 2)).astype(np.float32)
+    elif spec.input in ("rgb", "bgr", "bgra", "rgba"):
+        x = np.ascontiguousarray(image[..., :3].transpose(0, 3, 1, 2)).astype(np.float32)
     else:
         x = image.astype(np.float32)
     if spec.crop is not None:

@@ -8,9 +8,12 @@ import numpy as np
 
 from viewfinder.errors import ConfigError, SizeError
 
-__all__ = ["COLOR_MATRICES", "INPUT_FORMATS", "PreprocessSpec", "yuv_to_rgb_affine"]
+__all__ = ["COLOR_MATRICES", "INPUT_FORMATS", "PACKED_FORMATS", "PreprocessSpec", "yuv_to_rgb_affine"]
 
-INPUT_FORMATS = ("float", "rgb", "bgr", "nv12")
+#: ``bgra``/``rgba``: 4-channel uint8 NHWC whose 4th channel is ignored (AIPP's
+#: XRGB/RGBX-style inputs; OpenCV crops 4-channel images faster than 3-channel ones).
+INPUT_FORMATS = ("float", "rgb", "bgr", "bgra", "rgba", "nv12")
+PACKED_FORMATS = ("rgb", "bgr", "bgra", "rgba")
 # (Kr, Kb) luma coefficients of the colour standards.
 COLOR_MATRICES = {"bt601": (0.299, 0.114), "bt709": (0.2126, 0.0722)}
 COLOR_RANGES = ("limited", "full")
@@ -25,6 +28,7 @@ class PreprocessSpec:
 
     Attributes:
         input: ``"float"`` (keep the model's input), ``"rgb"``/``"bgr"`` (uint8 NHWC),
+            ``"bgra"``/``"rgba"`` (uint8 NHWC, 4 channels, the 4th ignored),
             or ``"nv12"`` (uint8 ``[N, H*3/2, W]``: Y plane then interleaved UV).
         width: Input image width (required for NV12; optional for RGB/BGR, where
             None keeps the model's width, or a dynamic width when resizing).
@@ -96,7 +100,12 @@ class PreprocessSpec:
     @property
     def input_channels(self) -> str:
         """Channel order of the decoded image: ``"bgr"`` for BGR input, else ``"rgb"``."""
-        return "bgr" if self.input == "bgr" else "rgb"
+        return "bgr" if self.input in ("bgr", "bgra") else "rgb"
+
+    @property
+    def channels(self) -> int:
+        """Channels of a packed (NHWC) input: 4 for ``bgra``/``rgba``, else 3."""
+        return 4 if self.input in ("bgra", "rgba") else 3
 
     @property
     def swaps_channels(self) -> bool:
