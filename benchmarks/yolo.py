@@ -1,7 +1,12 @@
-"""YOLOv3-tiny benchmarks: inference on ONNX Runtime vs OpenCV DNN 4.x, and a training
-step fp32 vs bf16 autocast on CPU.
+"""YOLOv3-tiny benchmarks: inference on ONNX Runtime (float32 and static int8) vs OpenCV
+DNN 4.x, int8's accuracy cost, and a training step fp32 vs bf16 autocast on CPU.
 
     .venv/bin/python benchmarks/yolo.py [--repeat 30] [--cv4 /tmp/cv4/bin/python]
+
+int8 is ``load_yolo(..., precision="int8")`` calibrated on the first ``--calib-limit``
+images of the coco256-voc train split (quantized once per ``VIEWFINDER_CACHE``; the
+time it took is printed). Its accuracy line: person AP (VOC07 11-point) on the test
+split, float32 vs int8, and how far int8's dog.jpg boxes and scores move.
 
 OpenCV 5 no longer reads Darknet files, so the OpenCV side runs in a separate
 environment with ``opencv-python-headless<5`` (``python -m venv /tmp/cv4 &&
@@ -108,20 +113,44 @@ def _timed(fn) -> tuple[float, float]:
     return time.perf_counter() - t0, time.process_time() - c0
 
 
-def bench_inference(args, files: dict[str, Path], image: Path) -> None:
-    from viewfinder.detect.yolo import load_yolo, preprocess
+def _calibration_files(limit: int) -> list[Path]:
+    from viewfinder.config import shared_dir
+
+    root = shared_dir() / "data/coco256-voc"
+    ids = (root / "ImageSets/Main/train.txt").read_text().split()[:limit]
+    return [root / "JPEGImages" / f"{i}.jpg" for i in ids]
+
+
+def load_detectors(args, files: dict[str, Path]) -> dict[str, object]:
+    """float32 raw and nms graphs, and int8 (raw graph) calibrated on coco256-voc train."""
+    from viewfinder.detect.yolo import load_yolo
+
+    dets = {g: load_yolo(files["cfg"], graph=g, threads=args.threads) for g in ("raw", "nms")}
+    t0 = time.perf_counter()
+    dets["int8"] = load_yolo(files["cfg"], precision="int8", threads=args.threads,
+                             calib=_calibration_files(args.calib_limit),
+                             calib_limit=args.calib_limit)
+    print(f"int8 ready in {time.perf_counter() - t0:.1f} s (quantized on {args.calib_limit} "
+          f"coco256-voc train images, or reused from VIEWFINDER_CACHE): "
+          f"{dets['int8'].session.path}")
+    return dets
+
+
+def bench_inference(args, dets: dict[str, object], files: dict[str, Path], image: Path) -> None:
+    from viewfinder.detect.yolo import preprocess
     from viewfinder.media import read_image
 
     img = read_image(image)
-    dets = {g: load_yolo(files["cfg"], graph=g, threads=args.threads) for g in ("raw", "nms")}
     blob, _ = preprocess(img, (416, 416))
     raw = dets["raw"].session.run(blob)
     peers = {
         "viewfinder preprocess (letterbox, RGB, /255)": lambda: preprocess(img, (416, 416)),
         "viewfinder decode + class-wise NMS (NumPy)": lambda: _post(raw, dets["raw"]),
         "viewfinder ORT forward": lambda: dets["raw"].session.run(blob),
+        "viewfinder ORT int8 forward": lambda: dets["int8"].session.run(blob),
         "viewfinder ORT detect (raw graph + NumPy decode/NMS)": lambda: dets["raw"].detect(img),
         "viewfinder ORT detect (decode+NMS in graph)": lambda: dets["nms"].detect(img),
+        "viewfinder ORT int8 detect (raw graph + NumPy)": lambda: dets["int8"].detect(img),
     }
     cv = None
     if args.cv4 and Path(args.cv4).exists():
@@ -165,6 +194,66 @@ def _report(title: str, times: dict[str, list[tuple[float, float]]], baseline: s
     print(f"  (ratio: wall time / {baseline}; CPU time: process CPU, all threads)")
 
 
+def _person_ap(det, split) -> float:
+    import numpy as np
+
+    from viewfinder.media import read_image
+    from viewfinder.structures import Detections
+    from viewfinder.train.voc_adapter import evaluate_voc
+
+    found = []
+    for item in split.items:
+        r = det.detect(read_image(item.image_path))
+        keep = np.array([r.names[c] == "person" for c in r.class_ids], bool)
+        found.append(Detections(r.boxes[keep], r.scores[keep], np.zeros(int(keep.sum()), np.int64),
+                                ("person",)))
+    return evaluate_voc(split, found)["AP/person"]
+
+
+def _dog_change(ref, got) -> str:
+    """Each float32 detection against int8's best-overlapping one of the same class."""
+    import numpy as np
+
+    from viewfinder.ops.boxes import box_iou
+
+    box, score, iou, missing = (0.0, ""), 0.0, 1.0, []
+    for i in range(len(ref)):
+        same = np.nonzero(got.class_ids == ref.class_ids[i])[0]
+        if not len(same):
+            missing.append(ref.label(i))
+            continue
+        overlaps = box_iou(ref.boxes[i:i + 1], got.boxes[same])[0]
+        j = same[int(overlaps.argmax())]
+        delta = float(np.abs(got.boxes[j] - ref.boxes[i]).max())
+        box = max(box, (delta, ref.label(i)))
+        score = max(score, abs(float(got.scores[j] - ref.scores[i])))
+        iou = min(iou, float(overlaps.max()))
+    return (f"f32 {len(ref)} boxes, int8 {len(got)}; max box change {box[0]:.1f} px ({box[1]}), "
+            f"min IoU {iou:.3f}, max score change {score:.3f}; missing in int8: "
+            f"{', '.join(missing) or 'none'}")
+
+
+def bench_accuracy(dets: dict[str, object], image: Path) -> None:
+    """person AP on the coco256-voc test split and the dog.jpg change, f32 vs int8."""
+    from viewfinder.config import shared_dir
+    from viewfinder.media import read_image
+    from viewfinder.train.voc_adapter import read_voc
+
+    split = read_voc(shared_dir() / "data/coco256-voc", "test")
+    ap = {}
+    for name in ("raw", "int8"):
+        det = dets[name]
+        det.conf = 0.005
+        ap[name] = _person_ap(det, split)
+        det.conf = 0.25
+    img = read_image(image)
+    print(f"\naccuracy: person AP (VOC07 11-point, coco256-voc test, {len(split.items)} images, "
+          f"conf 0.005): f32 {ap['raw'] * 100:.1f}, int8 {ap['int8'] * 100:.1f} "
+          f"({(ap['int8'] - ap['raw']) * 100:+.1f})")
+    change = _dog_change(dets["raw"].detect(img), dets["int8"].detect(img))
+    print(f"  dog.jpg at conf 0.25: {change}")
+
+
 def bench_training(args, files: dict[str, Path]) -> None:
     import torch
 
@@ -203,6 +292,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--train-repeat", type=int, default=2)
     parser.add_argument("--skip-train", action="store_true")
+    parser.add_argument("--skip-accuracy", action="store_true")
+    parser.add_argument("--calib-limit", type=int, default=64,
+                        help="int8: calibrate on the first N coco256-voc train images")
     args = parser.parse_args()
     os.environ.setdefault("VIEWFINDER_CACHE", tempfile.mkdtemp(prefix="vf-bench-"))
     from viewfinder.config import shared_dir
@@ -210,7 +302,10 @@ def main() -> None:
     d = shared_dir() / "models/detect/yolov3-tiny"
     files = {"cfg": d / "yolov3-tiny.cfg", "weights": d / "yolov3-tiny.weights"}
     print(describe_host(["numpy", "onnxruntime", "cv2", "torch"]))
-    bench_inference(args, files, shared_dir() / "images/dog.jpg")
+    dets = load_detectors(args, files)
+    bench_inference(args, dets, files, shared_dir() / "images/dog.jpg")
+    if not args.skip_accuracy:
+        bench_accuracy(dets, shared_dir() / "images/dog.jpg")
     if not args.skip_train:
         bench_training(args, files)
 

@@ -71,8 +71,10 @@ def _options(config: Path | None, precision: str | None, calib: tuple[str, ...],
               help="Output file, written exactly as named (no suffix added).")
 @click.option("--config", "config", type=click.Path(dir_okay=False, path_type=Path),
               help="TOML config ([preprocess], [shape], [precision]); flags override it.")
-@click.option("--input-format", "input_format", type=click.Choice(["float", "rgb", "bgr", "nv12"]),
-              help="What the new model takes: uint8 NHWC rgb/bgr, NV12, or float (unchanged).")
+@click.option("--input-format", "input_format",
+              type=click.Choice(["float", "rgb", "bgr", "bgra", "rgba", "nv12"]),
+              help="What the new model takes: uint8 NHWC rgb/bgr (bgra/rgba: 4 channels, "
+                   "the 4th ignored), NV12, or float (unchanged).")
 @click.option("--width", type=int, help="Input image width (required for nv12).")
 @click.option("--height", type=int, help="Input image height (required for nv12).")
 @click.option("--color-matrix", type=click.Choice(["bt601", "bt709"]), help="NV12 colour matrix.")
@@ -161,7 +163,16 @@ def _run(convert_model: Callable[..., ConvertReport], model: Path, output: Path,
             bar.update(task, description=stage, completed=done, total=total)
 
         importer = _darknet_importer(weights) if model.suffix.lower() == ".cfg" else None
-        return convert_model(model, output, options, importer=importer, progress=progress)
+        loader = None if quiet else _yolo_calibration(model)  # quiet: no int8, no calibration
+        return convert_model(model, output, options, importer=importer, progress=progress,
+                             calibration_loader=loader)
+
+
+def _yolo_calibration(model: Path) -> Callable[..., Any] | None:
+    """For a Darknet/YOLO model: calibrate on letterboxed RGB 0..1, as it runs (else None)."""
+    from viewfinder.detect.yolo_int8 import calibration_loader_for
+
+    return calibration_loader_for(model)
 
 
 def _darknet_importer(weights: Path | None) -> Callable[[Path, Path], Path]:

@@ -34,20 +34,36 @@ def _classes(value: str | None) -> list[str] | None:
 @click.option("--provider", default="cpu", show_default=True, help="Execution provider.")
 @click.option("--threads", type=int, default=0, help="Intra-op threads (0: runtime default).")
 @click.option("--max-frames", type=int, help="Stop a video after N frames.")
+@click.option("--precision", type=click.Choice(["f32", "int8"]), default="f32",
+              show_default=True, help="int8: the model statically quantized (needs --calib).")
+@click.option("--calib", type=click.Path(path_type=Path),
+              help="int8: directory of calibration images (like the images to detect).")
+@click.option("--calib-limit", type=click.IntRange(min=0), default=64, show_default=True,
+              help="int8: calibrate on at most N images (0: all).")
 @click.pass_context
 def cli(ctx: click.Context, source: Path, model: str, conf: float, iou: float,
         classes: str | None, size: int, graph: str, out: Path | None, json_path: Path | None,
-        backend: str, provider: str, threads: int, max_frames: int | None) -> None:
+        backend: str, provider: str, threads: int, max_frames: int | None, precision: str,
+        calib: Path | None, calib_limit: int) -> None:
     """Detect objects in SOURCE (image, folder of images, or video) with YOLO."""
     from rich.console import Console
     from rich.progress import Progress
 
     from viewfinder.detect.pipeline import check_source, detect_source
     from viewfinder.detect.yolo import load_yolo
+    from viewfinder.detect.yolo_int8 import check_precision
 
     check_source(source, out)  # bad input fails before the model loads
-    detector = load_yolo(model, size=size, graph=graph, backend=backend, provider=provider,
-                         threads=threads, conf=conf, iou=iou, classes=_classes(classes))
+    check_precision(precision, calib, graph)
+    with Progress(console=Console(stderr=True), transient=True,
+                  disable=precision == "f32") as bar:
+        task = bar.add_task("quantizing", total=None)
+        detector = load_yolo(
+            model, size=size, graph=graph, backend=backend, provider=provider,
+            threads=threads, conf=conf, iou=iou, classes=_classes(classes),
+            precision=precision, calib=calib, calib_limit=calib_limit,
+            progress=lambda stage, done, total: bar.update(task, description=stage,
+                                                           completed=done, total=total))
     with Progress(console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task("detecting", total=None)
         result = detect_source(detector, source, out=out, json_path=json_path,

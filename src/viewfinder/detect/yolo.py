@@ -18,7 +18,7 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -285,7 +285,10 @@ def _cached_onnx(cfg: Path, weights: Path, size: int, kind: str,
 def load_yolo(model: str | os.PathLike[str] = "yolov3-tiny", *, size: int = 416,
               graph: str = "raw", backend: str = "ort", provider: str = "cpu",
               threads: int = 0, conf: float = 0.25, iou: float = 0.45,
-              classes: Sequence[int | str] | None = None) -> YoloDetector:
+              classes: Sequence[int | str] | None = None, precision: str = "f32",
+              calib: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None = None,
+              calib_limit: int = 64,
+              progress: Callable[[str, int, int], None] | None = None) -> YoloDetector:
     """Load a YOLO detector.
 
     Args:
@@ -296,11 +299,22 @@ def load_yolo(model: str | os.PathLike[str] = "yolov3-tiny", *, size: int = 416,
         backend, provider, threads: See :func:`viewfinder.runtime.session.load_session`.
         conf, iou: Score and NMS thresholds.
         classes: Class ids or names to keep.
+        precision: ``"f32"``, or ``"int8"``: the float model statically quantized
+            (calibrated on ``calib``, cached; see :mod:`viewfinder.detect.yolo_int8`).
+        calib: int8: a directory of calibration images, or a list of image files.
+        calib_limit: int8: calibrate on at most this many files (0: all).
+        progress: int8: called with ``(stage, done, total)`` while quantizing.
+
+    Raises:
+        ConfigError: bad options, e.g. int8 without ``calib`` or with decode in the graph.
+        DatasetError: int8 with an empty or unreadable calibration set.
     """
     from viewfinder.detect.darknet_cfg import read_names
+    from viewfinder.detect.yolo_int8 import cached_int8, check_precision
 
     if graph not in ("raw", "decoded", "nms"):
         raise ConfigError(f"graph {graph!r}: expected raw, decoded or nms")
+    check_precision(precision, calib, graph)
     path = Path(model)
     names: tuple[str, ...] = ()
     if path.suffix != ".onnx":
@@ -310,6 +324,11 @@ def load_yolo(model: str | os.PathLike[str] = "yolov3-tiny", *, size: int = 416,
     elif not path.is_file():
         raise ModelNotFoundError(f"{path}: no such model file")
     info = _read_metadata(path)
+    if precision == "int8":
+        if info.kind != "raw":
+            raise ConfigError(f"{path}: int8 needs a raw-output model (decode and NMS stay "
+                              f"float), this one is {info.kind!r}")
+        path = cached_int8(path, info.size, calib, calib_limit, progress)
     names = names or info.names
     ids = _class_ids(classes, names) if classes is not None else None
     session = load_session(path, backend=backend, provider=provider, threads=threads)

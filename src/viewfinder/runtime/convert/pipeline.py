@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +43,7 @@ from viewfinder.runtime.convert.shapes import (
 from viewfinder.runtime.convert.spec import PreprocessSpec
 from viewfinder.runtime.convert.summary import ConvertReport, summarize
 
-__all__ = ["Importer", "Progress", "convert_model"]
+__all__ = ["CalibrationLoader", "Importer", "Progress", "convert_model"]
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,10 @@ Progress = Callable[[str, int, int], None]  # (stage, done, total)
 # Injected by the caller (the CLI passes the Darknet exporter of viewfinder.detect), so
 # the runtime layer never imports a task package.
 Importer = Callable[[Path, Path], Path]
+# Turns calibration files into the model's float input tensors: (files, (h, w)) -> tensors.
+# Injected for models whose input is not described by a PreprocessSpec (a Darknet model
+# expects letterboxed RGB in 0..1: the CLI passes viewfinder.detect's loader).
+CalibrationLoader = Callable[[Sequence[Path], tuple[int, int]], list[np.ndarray]]
 _VERIFY_RTOL = 1e-3
 
 
@@ -61,6 +65,7 @@ def convert_model(
     options: ConvertOptions | None = None,
     *,
     importer: Importer | None = None,
+    calibration_loader: CalibrationLoader | None = None,
     progress: Progress | None = None,
 ) -> ConvertReport:
     """Convert a model and write it to exactly ``output`` (no suffix is ever appended).
@@ -70,6 +75,9 @@ def convert_model(
         output: The file to write; written atomically, nothing left on failure.
         options: What to do (default: a plain copy after checking the model).
         importer: Converts a non-ONNX ``source`` (e.g. a Darknet ``.cfg``) to ONNX first.
+        calibration_loader: int8: makes the calibration tensors instead of
+            :func:`load_calibration` with ``options.preprocess`` (which resizes and
+            normalises with the spec's mean/std).
         progress: Called with ``(stage, done, total)`` during long steps.
 
     Returns:
@@ -95,7 +103,7 @@ def convert_model(
         onnx.save(core, str(core_path))
         work, more = _optimize(core, options)
         changes += more
-        final, more, diffs = _precision(work, core_path, options, progress)
+        final, more, diffs = _precision(work, core_path, options, progress, calibration_loader)
         changes += more
         spec = options.preprocess
         if spec is not None and not spec.is_identity:
@@ -134,7 +142,7 @@ def _reshape(model: onnx.ModelProto, options: ConvertOptions) -> tuple[onnx.Mode
 
 
 def _precision(work: onnx.ModelProto, core_path: Path, options: ConvertOptions,
-               progress: Progress | None
+               progress: Progress | None, loader: CalibrationLoader | None = None
                ) -> tuple[onnx.ModelProto, list[str], list[OutputDiff]]:
     """fp16 or int8 of ``work``; int8 is compared with the float model at ``core_path``."""
     if options.precision == "fp16":
@@ -144,7 +152,10 @@ def _precision(work: onnx.ModelProto, core_path: Path, options: ConvertOptions,
     name = graph_input(work, _input_name(options)).name
     hw = _fixed_hw(work, name)
     files = calibration_files(options.calibration, options.calibration_limit)
-    tensors = load_calibration(files, options.preprocess or PreprocessSpec(), hw)
+    if loader is not None:
+        tensors = loader(files, hw)
+    else:
+        tensors = load_calibration(files, options.preprocess or PreprocessSpec(), hw)
 
     def tick(done: int, total: int) -> None:
         if progress:
