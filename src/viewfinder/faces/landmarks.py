@@ -109,13 +109,16 @@ class Landmarker106:
         m = crop_matrices(boxes, self.size)
         return np.ascontiguousarray(self._crops(_bgra(to_bgr(image)), m)[..., :3]), m
 
-    def _crops(self, image: np.ndarray, m: np.ndarray) -> np.ndarray:
-        """``(N, 192, 192, C)`` crops of a ``C``-channel image by the matrices ``m``."""
-        out = np.empty((len(m), self.size, self.size, image.shape[2]), np.uint8)
+    def _crops(self, image: np.ndarray, m: np.ndarray, out: np.ndarray | None = None
+               ) -> np.ndarray:
+        """``(N, 192, 192, C)`` crops of a ``C``-channel image by the matrices ``m``
+        (into ``out[:N]`` when given)."""
+        if out is None:
+            out = np.empty((len(m), self.size, self.size, image.shape[2]), np.uint8)
         for i in range(len(m)):
             cv2.warpAffine(image, m[i], (self.size, self.size), dst=out[i],
                            borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-        return out
+        return out[:len(m)]
 
     def _chunks(self, n: int, mode: str) -> list[int]:
         """Batch sizes for ``n`` faces under ``mode`` (``"all"`` or ``"single"``)."""
@@ -138,18 +141,22 @@ class Landmarker106:
                 out[i, 2 - c] = planes[c]
         return out
 
-    def _run(self, crops: np.ndarray, mode: str, profiler: Profiler = NULL_PROFILER
-             ) -> np.ndarray:
-        """Run the net over the crops chunk by chunk (converting each chunk just before
-        its call keeps a crowd's float blob out of memory: 383 faces are 170 MB)."""
-        outs, start = [], 0
-        for size in self._chunks(len(crops), mode):
+    def _run(self, image: np.ndarray, m: np.ndarray, mode: str,
+             profiler: Profiler = NULL_PROFILER) -> np.ndarray:
+        """Crop and run the faces chunk by chunk through one reused buffer (a crowd's
+        crops at once are 56 MB of BGRA, 170 MB as float: writing them cost more than
+        the crops themselves)."""
+        sizes = self._chunks(len(m), mode)
+        buf = np.empty((max(sizes), self.size, self.size, image.shape[2]), np.uint8)
+        out = np.empty((len(m), 212), np.float32)
+        start = 0
+        for size in sizes:
             with profiler.stage("crop"):
-                blob = self._blob(crops[start:start + size])
+                blob = self._blob(self._crops(image, m[start:start + size], buf))
             with profiler.stage("landmark infer"):
-                outs.append(self.session.run(blob)[0])
+                out[start:start + size] = self.session.run(blob)[0].reshape(size, 212)
             start += size
-        return outs[0] if len(outs) == 1 else np.concatenate(outs)
+        return out
 
     def _prepare(self, sessions: list[Session], sizes: list[int]) -> None:
         """Compile these batch sizes now (OpenVINO; a no-op on ONNX Runtime), so that
@@ -160,20 +167,20 @@ class Landmarker106:
                 session.reshape({session.inputs[0].name: (n, *session.inputs[0].shape[1:])})
                 done.add(n)
 
-    def _choose(self, crops: np.ndarray, profiler: Profiler, rounds: int = 5,
+    def _choose(self, image: np.ndarray, m: np.ndarray, profiler: Profiler, rounds: int = 5,
                 most: int = 8) -> np.ndarray:
-        """Time one batch against one call per face on (up to ``most`` of) these crops;
+        """Time one batch against one call per face on (up to ``most`` of) these faces;
         keep the faster (best of ``rounds``: the least-disturbed run on a busy host)
         for this and every later image."""
-        sample = crops[:most]
+        sample = m[:most]
         times: dict[str, list[float]] = {"all": [], "single": []}
         self._prepare([self.session], self._chunks(len(sample), "all") + [1])
-        self._run(sample, "all")  # warm-up both ways
-        self._run(sample, "single")
+        self._run(image, sample, "all")  # warm-up both ways
+        self._run(image, sample, "single")
         for _ in range(rounds):
             for mode, spent in times.items():
                 t0 = time.perf_counter()
-                self._run(sample, mode)
+                self._run(image, sample, mode)
                 spent.append(time.perf_counter() - t0)
         ms = {mode: min(v) * 1e3 for mode, v in times.items()}
         self.batch = min(ms, key=ms.__getitem__)
@@ -182,14 +189,14 @@ class Landmarker106:
                              f"{ms['all']:.1f} ms vs {n} calls of 1 {ms['single']:.1f} ms, "
                              f"best of {rounds})")
         log.info("%s: %s", Path(self.session.path).name, self.batch_reason)
-        return self._run(crops, self.batch, profiler)
+        return self._run(image, m, self.batch, profiler)
 
-    def _infer(self, crops: np.ndarray, profiler: Profiler) -> np.ndarray:
+    def _infer(self, image: np.ndarray, m: np.ndarray, profiler: Profiler) -> np.ndarray:
         if self.batch == "auto":
-            if len(crops) > 1:
-                return self._choose(crops, profiler)
-            return self._run(crops, "single", profiler)
-        return self._run(crops, self.batch, profiler)
+            if len(m) > 1:
+                return self._choose(image, m, profiler)
+            return self._run(image, m, "single", profiler)
+        return self._run(image, m, self.batch, profiler)
 
     def _parallel_ready(self, n: int) -> bool:
         """Whether ``n`` faces go to the parallel workers (loaded on first use)."""
@@ -226,10 +233,8 @@ class Landmarker106:
         def work(session: Session) -> None:
             buf = np.empty((max(sizes), size, size, image.shape[2]), np.uint8)
             for a, b in spans:  # a shared iterator: the GIL hands each span out once
-                for i in range(a, b):
-                    cv2.warpAffine(image, m[i], (size, size), dst=buf[i - a],
-                                   borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-                out[a:b] = session.run(self._blob(buf[:b - a]))[0].reshape(b - a, 212)
+                blob = self._blob(self._crops(image, m[a:b], buf))
+                out[a:b] = session.run(blob)[0].reshape(b - a, 212)
 
         if self._pool is None:
             self._pool = ThreadPoolExecutor(len(self._workers), thread_name_prefix="landmarks")
@@ -258,9 +263,7 @@ class Landmarker106:
             with profiler.stage("landmark infer"):  # crops are made by the workers
                 pred = self._run_parallel(image, m)
         else:
-            with profiler.stage("crop"):
-                crops = self._crops(image, m)
-            pred = self._infer(crops, profiler)
+            pred = self._infer(image, m, profiler)
         with profiler.stage("landmark post"):
             pts = (pred.reshape(len(boxes), 106, 2).astype(np.float64) + 1.0) * (self.size / 2)
             s = m[:, 0, 0][:, None, None]
