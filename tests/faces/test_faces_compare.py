@@ -25,6 +25,9 @@ class Shifted:
         outs = self._s.run(feeds)
         return [outs[0] + np.float32(self._shift), *outs[1:]]
 
+    def run_many(self, feeds):
+        return [self.run(f) for f in feeds]
+
 
 @pytest.mark.parametrize(("name", "kind"), [
     ("scrfd_500m_bnkps.onnx", "detector"),

@@ -73,6 +73,11 @@ class Profiler:
         finally:
             self.totals[name] = self.totals.get(name, 0.0) + time.perf_counter() - t0
 
+    def add(self, name: str, seconds: float) -> None:
+        """Add time measured elsewhere (e.g. work overlapped with another stage)."""
+        if self.enabled:
+            self.totals[name] = self.totals.get(name, 0.0) + seconds
+
     def reset(self) -> None:
         """Forget all timings."""
         self.totals.clear()

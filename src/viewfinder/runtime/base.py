@@ -8,7 +8,7 @@ directly.
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -74,6 +74,19 @@ class Session(abc.ABC):
     @abc.abstractmethod
     def run(self, feeds: Mapping[str, np.ndarray] | np.ndarray) -> list[np.ndarray]:
         """Run the model; a bare array feeds the single input. Returns outputs in order."""
+
+    def run_many(self, feeds: Iterable[Mapping[str, np.ndarray] | np.ndarray]
+                 ) -> list[list[np.ndarray]]:
+        """Run several independent calls; their outputs in the order of ``feeds``.
+
+        ``feeds`` may be a generator: an item is asked for only once the one before has
+        been handed to the backend (copied or run), so the caller may prepare each input
+        in one reused buffer, while earlier calls still run. Backends that can run calls
+        side by side override this (OpenVINO: one infer request per stream, one thread
+        each); the default runs them one after another. For a single call, ``run`` is the
+        faster choice.
+        """
+        return [self.run(f) for f in feeds]
 
     def reshape(self, shapes: Mapping[str, Sequence[int]]) -> None:  # noqa: B027
         """Prepare for these input shapes ahead of ``run`` (compiles them where that helps).

@@ -6,6 +6,11 @@ device cannot run is an error, never a silent substitution. A model with dynamic
 dimensions first runs on one dynamically compiled model; a shape seen a few times
 gets a statically compiled model of its own (a small LRU cache), which the CPU
 plugin runs 10-20 % faster (measured on 2d106det, batch 1 and 6).
+
+:meth:`OvSession.run_many` runs independent calls on a second compilation with one
+stream per thread (one infer request each, one thread each): on the 2-core AVX2 host
+the 383 faces of ``crowd_selfie.jpg`` in chunks of 8 took 0.73 s instead of 0.93 s on
+the one two-thread stream, the next chunk being cropped while two run.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +30,7 @@ from viewfinder.errors import (
     MissingDependencyError,
     ModelError,
     ProviderError,
+    ViewfinderError,
 )
 from viewfinder.runtime.base import Session, TensorInfo
 from viewfinder.runtime.ort import PRECISIONS
@@ -119,6 +125,7 @@ class OvSession(Session):
         self._compiled: OrderedDict[tuple, Any] = OrderedDict()
         self._seen: dict[tuple, int] = {}
         self._dynamic: Any = None
+        self._streams: Any = None  # AsyncInferQueue over a one-stream-per-thread model
         self._dynamic_ok = self.device.startswith("CPU")  # GPU/NPU plugins want static shapes
         self._lock = threading.Lock()
         self._run_lock = threading.Lock()  # one infer request per shape: serialise callers
@@ -150,21 +157,24 @@ class OvSession(Session):
                                   "(make one with `viewfinder convert --int8`)")
         return precision
 
-    def _config(self) -> dict[str, Any]:
-        config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": "1"}
+    def _config(self, streams: int = 1) -> dict[str, Any]:
+        config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY" if streams == 1 else
+                                  "THROUGHPUT", "NUM_STREAMS": str(streams)}
         if self.device.startswith("CPU"):
             config["INFERENCE_NUM_THREADS"] = self.threads
         # int8 models keep their float parts in f32 (never the CPU plugin's bf16 default)
         config["INFERENCE_PRECISION_HINT"] = _HINTS.get(self.precision, "f32")
         return config
 
-    def _compile(self, shapes: tuple[tuple[int, ...], ...] | None) -> Any:
+    def _compile(self, shapes: tuple[tuple[int, ...], ...] | None, streams: int = 1) -> Any:
+        """Compile for these shapes (None: as the model is); an infer request, or with
+        ``streams`` > 1 the compiled model itself."""
         model = self._model
         if shapes is not None and any(i.is_dynamic for i in self._inputs):
             model = self._model.clone()
             model.reshape({p: list(s) for p, s in zip(model.inputs, shapes, strict=True)})
         try:
-            compiled = _core().compile_model(model, self.device, self._config())
+            compiled = _core().compile_model(model, self.device, self._config(streams))
         except Exception as exc:
             raise BackendError(f"{self.path}: OpenVINO {self.device} cannot compile "
                                f"this model ({_first(exc)})") from exc
@@ -172,8 +182,9 @@ class OvSession(Session):
         if got != _HINTS.get(self.precision, "f32"):
             raise ProviderError(f"{self.path}: asked OpenVINO for {self.precision}, "
                                 f"it compiled {got}")
-        log.debug("compiled %s for %s on %s", self.path, shapes, self.device)
-        return compiled.create_infer_request()
+        log.debug("compiled %s for %s on %s (%d streams)", self.path, shapes, self.device,
+                  streams)
+        return compiled.create_infer_request() if streams == 1 else compiled
 
     def _request(self, shapes: tuple[tuple[int, ...], ...], static: bool = False) -> Any:
         """The infer request for these shapes.
@@ -222,11 +233,55 @@ class OvSession(Session):
                 raise BackendError(f"{self.path}: inference failed ({_first(exc)})") from exc
             return [req.get_output_tensor(i).data.copy() for i in range(len(self._outputs))]
 
+    def run_many(self, feeds: Iterable[Mapping[str, np.ndarray] | np.ndarray]
+                 ) -> list[list[np.ndarray]]:
+        """Run independent calls side by side, one stream per thread (see
+        :meth:`Session.run_many`); on one thread or a non-CPU device, one after another.
+
+        Raises:
+            ShapeError: a missing input or a shape that contradicts a fixed dimension.
+            BackendError: OpenVINO rejected a call.
+        """
+        if self.threads < 2 or not self.device.startswith("CPU"):
+            return super().run_many(feeds)
+        ov = import_openvino()
+        results: dict[int, list[np.ndarray]] = {}
+
+        def done(request: Any, index: int) -> None:
+            results[index] = [request.get_output_tensor(i).data.copy()
+                              for i in range(len(self._outputs))]
+
+        with self._run_lock:
+            if self._streams is None:
+                self._streams = ov.AsyncInferQueue(self._compile(None, self.threads),
+                                                   self.threads)
+            queue = self._streams
+            queue.set_callback(done)
+            started = 0
+            try:
+                for index, item in enumerate(feeds):
+                    arrays = self._feeds(item)
+                    self.check_feeds(arrays)
+                    queue.start_async([np.ascontiguousarray(arrays[i.name])
+                                       for i in self._inputs], index, share_inputs=False)
+                    started += 1
+                queue.wait_all()
+            except Exception as exc:
+                queue.wait_all()
+                if isinstance(exc, ViewfinderError):
+                    raise
+                raise BackendError(f"{self.path}: inference failed ({_first(exc)})") from exc
+        if len(results) != started:
+            raise BackendError(f"{self.path}: {started - len(results)} of {started} calls "
+                               "returned no outputs")
+        return [results[i] for i in range(started)]
+
     def close(self) -> None:
         """Drop the compiled models."""
         with self._lock:
             self._compiled.clear()
             self._dynamic = None
+            self._streams = None
 
 
 def _type_name(hint: Any) -> str:
