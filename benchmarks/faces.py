@@ -60,6 +60,24 @@ def interleaved(fns: dict[str, Callable[[], object]], rounds: int, warmup: int =
     return {k: statistics.median(v) * 1e3 for k, v in times.items()}
 
 
+def back_to_back(fns: dict[str, Callable[[], object]], rounds: int, warmup: int = 3
+                 ) -> dict[str, float]:
+    """Median ms per call of each function run alone, ``rounds`` calls in a row (warm
+    caches, as a deployment runs one pipeline); the peers take turns block by block so
+    that a change in machine load hits each of them within seconds."""
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for block in range(4):
+        for name, fn in fns.items():
+            for _ in range(warmup if block == 0 else 1):
+                fn()
+            for _ in range(max(1, rounds // 4)):
+                t0 = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - t0)
+    MINIMA.update({k: min(v) * 1e3 for k, v in times.items()})
+    return {k: statistics.median(v) * 1e3 for k, v in times.items()}
+
+
 def table(title: str, ms: dict[str, float], ref: str | None = None, unit: str = "ms") -> None:
     print(f"\n{title}")
     base = ms[ref] if ref else None
@@ -119,6 +137,10 @@ def group_photo(rounds: int) -> None:
     ms = interleaved(fns, rounds)
     table("group_t1.jpg, 6 faces, end to end (detect + 106 landmarks), median",
           ms, "insightface (det 640x640, 1 face/call)")
+    solo = back_to_back({k: fns[k] for k in ("insightface (det 640x640, 1 face/call)",
+                                              "viewfinder ort", "viewfinder auto")}, 2 * rounds)
+    table("group_t1.jpg, the same calls back to back (each alone, warm caches), median",
+          solo, "insightface (det 640x640, 1 face/call)")
     for name in ("ort", "auto"):
         for line in pipes[name].describe():
             print(f"  {name} ->", line)
