@@ -155,5 +155,7 @@ def test_convert_darknet_int8_calibrates_at_model_scale(run_cli, shared, calib_d
     means = [float(line.split("mean ")[1].split()[0]) for line in text.splitlines()
              if line.startswith("precision diff")]
     assert len(means) == 2 and max(means) < 2, text
+    assert "percentile ranges" in text  # the YOLO loader's method, --calib-method not given
+    assert "Finding optimal threshold" not in text  # the calibrator's prints stay out
     got = load_yolo(out, conf=0.3).detect(dog)
     assert {"dog", "bicycle"} <= {got.label(i) for i in range(len(got))}

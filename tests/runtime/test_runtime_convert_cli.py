@@ -168,20 +168,25 @@ def test_darknet_cfg_missing_torch_names_the_extra(run_cli, tmp_path, monkeypatc
 
 def test_config_precision_and_graph_sections(tmp_path):
     cfg = _write(tmp_path / "q.toml", '[precision]\ndtype = "int8"\ncalibration = "faces"\n'
-                 'quant_format = "qoperator"\nper_channel = false\n\n[graph]\noptimize = true\n'
+                 'quant_format = "qoperator"\nper_channel = false\ncalibrate_method = '
+                 '"percentile"\n\n[graph]\noptimize = true\n'
                  '\n[shape]\nsize = [192, 160]\nbatch = "dynamic"\n')
     opts = load_config(cfg)
     assert (opts.precision, opts.quant_format, opts.per_channel) == ("int8", "qoperator", False)
+    assert opts.calibrate_method == "percentile"
     assert opts.calibration == tmp_path / "faces"  # relative to the config file
     assert opts.optimize and opts.size == (192, 160) and opts.batch == "dynamic"
     assert opts.preprocess is None
 
 
-def test_config_errors_name_the_file(tmp_path):
-    cfg = _write(tmp_path / "bad.toml", '[preprocess]\ninput = "rgb"\nstd = [1, 2, 3]\n'
-                 'scale = 2.0\n')
-    with pytest.raises(ConfigError, match="bad.toml: .*std or scale"):
-        load_config(cfg)
+@pytest.mark.parametrize(("text", "match"), [
+    ('[preprocess]\ninput = "rgb"\nstd = [1, 2, 3]\nscale = 2.0\n', "std or scale"),
+    ('[precision]\ndtype = "int8"\ncalibration = "c"\ncalibrate_method = "kl"\n',
+     "calibrate_method 'kl': expected minmax, percentile or entropy"),
+])
+def test_config_value_errors_name_the_file(tmp_path, text, match):
+    with pytest.raises(ConfigError, match=f"bad.toml: .*{match}"):
+        load_config(_write(tmp_path / "bad.toml", text))
 
 
 def test_scrfd_nv12_cli(run_cli, shared, tmp_path):

@@ -97,6 +97,8 @@ def _options(config: Path | None, precision: str | None, calib: tuple[str, ...],
 @click.option("--quant-format", type=click.Choice(["qoperator", "qdq"]),
               help="int8 graph format (default qoperator).")
 @click.option("--per-channel/--per-tensor", default=None, help="int8 weight scales.")
+@click.option("--calib-method", type=click.Choice(["minmax", "percentile", "entropy"]),
+              help="int8 activation ranges (default minmax; YOLO models: percentile).")
 @click.option("--weights", type=click.Path(dir_okay=False, path_type=Path),
               help="Darknet .weights when MODEL is a .cfg.")
 @click.option("--keep-edges-float/--quantize-edges", default=None,
@@ -125,6 +127,7 @@ def cli(model: Path, output: Path, config: Path | None, input_format: str | None
     options = _options(config, precision, calib, spec_flags, batch=kw["batch"],
                        size=_size(kw["size"]), calibration_limit=kw["calib_limit"],
                        quant_format=kw["quant_format"], per_channel=kw["per_channel"],
+                       calibrate_method=kw["calib_method"],
                        keep_edges_float=kw["keep_edges_float"], optimize=kw["optimize"],
                        prelu_to_relu=kw["prelu_to_relu"],
                        verify=kw["verify"])

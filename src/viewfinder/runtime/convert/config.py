@@ -25,6 +25,7 @@ Example (every key optional; see docs/convert.md)::
     quant_format = "qoperator"  # qoperator | qdq
     per_channel = true
     keep_edges_float = true   # first and last Conv/Gemm layers stay float
+    calibrate_method = "minmax"  # minmax | percentile | entropy (YOLO default: percentile)
 
     [graph]
     optimize = true           # PRelu -> Relu/Mul/Add (2x faster on ORT CPU for 2d106det)
@@ -47,7 +48,7 @@ __all__ = ["PRECISIONS", "ConvertOptions", "load_config", "merge", "parse_batch"
 PRECISIONS = ("fp32", "fp16", "int8")
 _SHAPE_KEYS = ("batch", "size")
 _PRECISION_KEYS = ("dtype", "calibration", "calibration_limit", "quant_format", "per_channel",
-                   "keep_edges_float")
+                   "keep_edges_float", "calibrate_method")
 _GRAPH_KEYS = ("optimize", "prelu_to_relu")
 _SPEC_KEYS = tuple(f.name for f in fields(PreprocessSpec)) + ("scale",)
 
@@ -67,6 +68,8 @@ class ConvertOptions:
             here) or ``"qdq"`` (Quantize/DequantizeLinear pairs, portable to other EPs).
         per_channel: int8: per-channel weight scales.
         keep_edges_float: int8: keep the first and last Conv/Gemm/MatMul layers float.
+        calibrate_method: int8: ``"minmax"``, ``"percentile"`` or ``"entropy"``; None:
+            minmax, or what the injected calibration loader prefers (YOLO: percentile).
         optimize: Rewrite ops ORT runs slowly (PRelu -> Relu/Mul/Add); exact to rounding.
         prelu_to_relu: Inexact, opt-in: ``PRelu`` whose slopes are all within this of 0
             becomes ``Relu`` (0: off). The output change is measured and printed.
@@ -82,6 +85,7 @@ class ConvertOptions:
     quant_format: str = "qoperator"
     per_channel: bool = True
     keep_edges_float: bool = True
+    calibrate_method: str | None = None
     optimize: bool = False
     prelu_to_relu: float = 0.0
     verify: bool = True
@@ -92,6 +96,9 @@ class ConvertOptions:
                               f"{', '.join(PRECISIONS)}")
         if self.quant_format not in ("qdq", "qoperator"):
             raise ConfigError(f"quant_format {self.quant_format!r}: expected qdq or qoperator")
+        if self.calibrate_method not in (None, "minmax", "percentile", "entropy"):
+            raise ConfigError(f"calibrate_method {self.calibrate_method!r}: expected minmax, "
+                              "percentile or entropy")
         object.__setattr__(self, "batch", parse_batch(self.batch))
         if self.size is not None:
             if len(self.size) != 2 or min(int(v) for v in self.size) < 1:

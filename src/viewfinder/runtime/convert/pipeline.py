@@ -161,11 +161,13 @@ def _precision(work: onnx.ModelProto, core_path: Path, options: ConvertOptions,
         if progress:
             progress("calibrating", done, total)
 
+    method = options.calibrate_method or getattr(loader, "calibrate_method", "minmax")
     quant = quantize_int8(work, name, tensors, options.quant_format, options.per_channel,
-                          keep_edges_float=options.keep_edges_float, progress=tick)
+                          keep_edges_float=options.keep_edges_float, progress=tick,
+                          calibrate_method=method)
     diffs = _compare(core_path, quant, name, tensors)
-    note = (f"precision int8 ({options.quant_format}, per_channel={options.per_channel}), "
-            f"calibrated on {len(tensors)} inputs")
+    note = (f"precision int8 ({options.quant_format}, per_channel={options.per_channel}, "
+            f"{method} ranges), calibrated on {len(tensors)} inputs")
     return quant, [note], diffs
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import io
 import logging
 import os
 import tempfile
@@ -146,6 +147,7 @@ def quantize_int8(
     reduce_range: bool | None = None,
     keep_edges_float: bool = True,
     progress: Callable[[int, int], None] | None = None,
+    calibrate_method: str = "minmax",
 ) -> onnx.ModelProto:
     """Quantize ``model`` statically to int8 (uint8 activations, int8 weights).
 
@@ -162,6 +164,9 @@ def quantize_int8(
         keep_edges_float: Leave the first and last Conv/Gemm/MatMul layers in float
             (see :func:`~viewfinder.runtime.convert.optimize.edge_layers`).
         progress: Called with (done, total) per calibration tensor.
+        calibrate_method: How activation ranges are set from the calibration outputs:
+            ``"minmax"`` (the observed extremes), ``"percentile"`` (99.999th percentile of
+            the absolute values, ignoring rare outliers) or ``"entropy"``.
 
     Raises:
         DatasetError: no calibration tensors.
@@ -173,6 +178,11 @@ def quantize_int8(
         raise DatasetError("calibration set: empty (no tensors to calibrate int8 ranges)")
     if quant_format not in QUANT_FORMATS:
         raise ConfigError(f"quant_format {quant_format!r}: expected one of qdq, qoperator")
+    methods = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
+               "entropy": CalibrationMethod.Entropy}
+    if calibrate_method not in methods:
+        raise ConfigError(f"calibrate_method {calibrate_method!r}: expected one of "
+                          f"{', '.join(methods)}")
     if reduce_range is None:
         reduce_range = not has_vnni()
     fmt = QuantFormat.QDQ if quant_format == "qdq" else QuantFormat.QOperator
@@ -190,7 +200,7 @@ def quantize_int8(
             str(src), str(dst), _Reader(input_name, tensors, progress), quant_format=fmt,
             per_channel=per_channel, reduce_range=reduce_range,
             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-            calibrate_method=CalibrationMethod.MinMax, nodes_to_exclude=exclude,
+            calibrate_method=methods[calibrate_method], nodes_to_exclude=exclude,
         )
         return onnx.load(str(dst))
 
@@ -208,12 +218,19 @@ class _DropQuantizerWarnings(logging.Filter):
 
 @contextlib.contextmanager
 def _quiet_quantizer() -> Iterator[None]:
+    """Route the quantizer's chatter to our debug log: root-logger warnings, and the
+    histogram calibrators' ``print`` lines ("Finding optimal threshold ..."), which
+    would otherwise land in a CLI's standard output."""
     root, drop = logging.getLogger(), _DropQuantizerWarnings()
     root.addFilter(drop)
+    printed = io.StringIO()
     try:
-        yield
+        with contextlib.redirect_stdout(printed):
+            yield
     finally:
         root.removeFilter(drop)
+        for line in printed.getvalue().splitlines():
+            log.debug("onnxruntime.quantization: %s", line)
 
 
 def _upgrade_opset(model: onnx.ModelProto, target: int) -> onnx.ModelProto:
