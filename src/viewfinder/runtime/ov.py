@@ -30,9 +30,10 @@ from viewfinder.errors import (
     MissingDependencyError,
     ModelError,
     ProviderError,
+    ShapeError,
     ViewfinderError,
 )
-from viewfinder.runtime.base import Session, TensorInfo
+from viewfinder.runtime.base import Session, TensorInfo, concrete_shape
 from viewfinder.runtime.ort import PRECISIONS
 from viewfinder.runtime.threads import thread_budget
 
@@ -172,7 +173,11 @@ class OvSession(Session):
         model = self._model
         if shapes is not None and any(i.is_dynamic for i in self._inputs):
             model = self._model.clone()
-            model.reshape({p: list(s) for p, s in zip(model.inputs, shapes, strict=True)})
+            try:
+                model.reshape({p: list(s) for p, s in zip(model.inputs, shapes, strict=True)})
+            except Exception as exc:  # OpenVINO's shape inference raises RuntimeError
+                raise ShapeError(f"{self.path}: cannot run at input shapes "
+                                 f"{[list(s) for s in shapes]} ({_first(exc)})") from exc
         try:
             compiled = _core().compile_model(model, self.device, self._config(streams))
         except Exception as exc:
@@ -212,8 +217,13 @@ class OvSession(Session):
             return req
 
     def reshape(self, shapes: Mapping[str, Sequence[int]]) -> None:
-        """Compile the model for these input shapes now (cached for later ``run`` calls)."""
-        self._request(tuple(tuple(int(d) for d in shapes[i.name]) for i in self._inputs), True)
+        """Compile the model for these input shapes now (cached for later ``run`` calls).
+
+        Raises:
+            ShapeError: a shape contradicts a fixed dimension, or one is missing.
+        """
+        self._request(tuple(concrete_shape(i, shapes.get(i.name), self.path)
+                            for i in self._inputs), True)
 
     def run(self, feeds: Mapping[str, np.ndarray] | np.ndarray) -> list[np.ndarray]:
         """Run the model; a bare array feeds the single input. Returns outputs in order.

@@ -1,5 +1,6 @@
-"""``Session.run_many``: independent calls, outputs in order, inputs from a generator
-that reuses one buffer (each item is handed over before the next is made)."""
+"""Calls beyond ``run``: ``Session.run_many`` (independent calls, outputs in order,
+inputs from a generator that reuses one buffer: each item is handed over before the next
+is made) and ``reshape`` (shapes checked before anything compiles)."""
 
 from __future__ import annotations
 
@@ -53,3 +54,16 @@ def test_bad_item_is_a_one_line_error(tiny_model, backend, bad, error, match):
     with pytest.raises(error, match=match):
         s.run_many([good, bad, good])
     np.testing.assert_allclose(s.run_many([good, good])[1][0], good + 1)  # still usable
+
+
+@pytest.mark.skipif(not HAVE_OV, reason="openvino extra not installed")
+@pytest.mark.parametrize(("shape", "match"), [
+    ((2, 4, 8, 8), r"expected \(\?, 3, \?, \?\)|expected"),
+    (None, "dynamic dims"),
+])
+def test_openvino_reshape_checks_shapes(tiny_model, shape, match):
+    s = load_session(tiny_model(), backend="openvino", threads=1)
+    with pytest.raises(ShapeError, match=match):
+        s.reshape({"x": shape} if shape is not None else {})
+    s.reshape({"x": (2, 3, 8, 8)})  # a valid one compiles
+    assert s.run(np.ones((2, 3, 8, 8), np.float32))[0].shape == (2, 3, 8, 8)
