@@ -49,10 +49,22 @@ def dog(shared) -> np.ndarray:
     return read_image(shared / "images/dog.jpg")
 
 
+@pytest.fixture(scope="module")
+def int8_openvino(calib_dir):
+    """The same int8 model for OpenVINO: quantized as QDQ (it reads no QLinear ops)."""
+    pytest.importorskip("openvino")
+    return load_yolo("yolov3-tiny", precision="int8", calib=calib_dir, calib_limit=CALIB_LIMIT,
+                     conf=0.3, backend="openvino")
+
+
+@pytest.mark.parametrize("backend", ["ort", "openvino"])
 @pytest.mark.parametrize("labels", [("dog",), ("bicycle",), ("car", "truck")])
-def test_int8_dog_boxes_close_to_f32(int8, dog, labels) -> None:
+def test_int8_dog_boxes_close_to_f32(request, dog, labels, backend) -> None:
+    det = request.getfixturevalue("int8" if backend == "ort" else "int8_openvino")
+    if backend == "openvino":
+        assert det.session.backend == "openvino" and "-int8-" in Path(det.session.path).name
     ref = load_yolo("yolov3-tiny", conf=0.3).detect(dog)
-    got = int8.detect(dog)
+    got = det.detect(dog)
     found = [i for i in range(len(got)) if got.label(i) in labels]
     assert found, [got.label(i) for i in range(len(got))]
     for i in found:

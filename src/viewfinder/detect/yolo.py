@@ -328,7 +328,9 @@ def load_yolo(model: str | os.PathLike[str] = "yolov3-tiny", *, size: int = 416,
         if info.kind != "raw":
             raise ConfigError(f"{path}: int8 needs a raw-output model (decode and NMS stay "
                               f"float), this one is {info.kind!r}")
-        path = cached_int8(path, info.size, calib, calib_limit, progress)
+        # OpenVINO reads QDQ int8 graphs, not ONNX Runtime's QLinear contrib ops
+        fmt = "qoperator" if backend == "ort" else "qdq"
+        path = cached_int8(path, info.size, calib, calib_limit, progress, quant_format=fmt)
     names = names or info.names
     ids = _class_ids(classes, names) if classes is not None else None
     session = load_session(path, backend=backend, provider=provider, threads=threads)
