@@ -67,3 +67,16 @@ def test_openvino_reshape_checks_shapes(tiny_model, shape, match):
         s.reshape({"x": shape} if shape is not None else {})
     s.reshape({"x": (2, 3, 8, 8)})  # a valid one compiles
     assert s.run(np.ones((2, 3, 8, 8), np.float32))[0].shape == (2, 3, 8, 8)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_failing_generator_propagates_its_own_error(tiny_model, backend):
+    s = load_session(tiny_model(), backend=backend, threads=2)
+
+    def feeds():
+        yield np.zeros((1, 3, 4, 5), np.float32)
+        raise KeyError("crop 2")
+
+    with pytest.raises(KeyError, match="crop 2"):
+        s.run_many(feeds())
+    assert len(s.run_many([np.zeros((1, 3, 4, 5), np.float32)] * 2)) == 2

@@ -31,7 +31,6 @@ from viewfinder.errors import (
     ModelError,
     ProviderError,
     ShapeError,
-    ViewfinderError,
 )
 from viewfinder.runtime.base import Session, TensorInfo, concrete_shape
 from viewfinder.runtime.ort import PRECISIONS
@@ -268,23 +267,31 @@ class OvSession(Session):
             queue = self._streams
             queue.set_callback(done)
             started = 0
-            try:
+            try:  # errors of the caller's generator and our checks propagate as they are
                 for index, item in enumerate(feeds):
                     arrays = self._feeds(item)
                     self.check_feeds(arrays)
-                    queue.start_async([np.ascontiguousarray(arrays[i.name])
-                                       for i in self._inputs], index, share_inputs=False)
+                    self._start(queue, [arrays[i.name] for i in self._inputs], index)
                     started += 1
-                queue.wait_all()
-            except Exception as exc:
-                queue.wait_all()
-                if isinstance(exc, ViewfinderError):
-                    raise
-                raise BackendError(f"{self.path}: inference failed ({_first(exc)})") from exc
+            finally:
+                self._wait(queue)
         if len(results) != started:
             raise BackendError(f"{self.path}: {started - len(results)} of {started} calls "
                                "returned no outputs")
         return [results[i] for i in range(started)]
+
+    def _start(self, queue: Any, arrays: list[np.ndarray], index: int) -> None:
+        try:  # copies the inputs: the caller may refill its buffer right away
+            queue.start_async([np.ascontiguousarray(a) for a in arrays], index,
+                              share_inputs=False)
+        except Exception as exc:  # OpenVINO raises untyped RuntimeErrors
+            raise BackendError(f"{self.path}: inference failed ({_first(exc)})") from exc
+
+    def _wait(self, queue: Any) -> None:
+        try:
+            queue.wait_all()
+        except Exception as exc:
+            raise BackendError(f"{self.path}: inference failed ({_first(exc)})") from exc
 
     def close(self) -> None:
         """Drop the compiled models."""
