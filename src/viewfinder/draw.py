@@ -46,36 +46,66 @@ def draw_boxes(
     colors: Sequence[tuple[int, int, int]] | None = None,
     thickness: int | None = None,
 ) -> np.ndarray:
-    """Draw ``(N, 4)`` xyxy boxes with optional text labels; returns a new image."""
+    """Draw ``(N, 4)`` xyxy boxes with optional text labels; returns a new image.
+
+    Without ``thickness``, lines and labels scale with the image and shrink with each
+    box, so that a crowd of small faces stays readable: a label is at most about the
+    width of its box, and left out when it would be smaller than legible.
+    """
     out = _canvas(image)
-    t = thickness or max(1, round(max(out.shape[:2]) / 500))
+    base_t = thickness or max(1, round(max(out.shape[:2]) / 500))
     for i, box in enumerate(np.asarray(boxes, dtype=np.float64).reshape(-1, 4)):
         color = colors[i] if colors is not None else color_for(0)
         p1 = (int(round(box[0])), int(round(box[1])))
         p2 = (int(round(box[2])), int(round(box[3])))
+        side = max(min(box[2] - box[0], box[3] - box[1]), 0.0)
+        t = base_t if thickness else max(1, min(base_t, round(side / 24)))
         cv2.rectangle(out, p1, p2, color, t, cv2.LINE_AA)
         if labels is not None and labels[i]:
-            scale = 0.4 * t
-            (tw, th), base = cv2.getTextSize(labels[i], cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
-            y = max(p1[1], th + base + 2)
-            cv2.rectangle(out, (p1[0], y - th - base - 2), (p1[0] + tw + 2, y), color, -1)
-            cv2.putText(out, labels[i], (p1[0] + 1, y - base), cv2.FONT_HERSHEY_SIMPLEX,
-                        scale, (255, 255, 255), 1, cv2.LINE_AA)
+            _label(out, labels[i], p1, max(box[2] - box[0], 0.0), 0.4 * base_t, color)
     return out
+
+
+def _label(out: np.ndarray, text: str, p1: tuple[int, int], box_w: float, scale: float,
+           color: tuple[int, int, int]) -> None:
+    """A filled label above the box's top-left corner, no wider than ~the box."""
+    (tw, _), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+    scale = min(scale, scale * box_w / max(tw, 1))
+    if scale < 0.3:  # below ~7 px text: unreadable, and it would hide the face
+        return
+    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+    y = max(p1[1], th + base + 2)
+    cv2.rectangle(out, (p1[0], y - th - base - 2), (p1[0] + tw + 2, y), color, -1)
+    cv2.putText(out, text, (p1[0] + 1, y - base), cv2.FONT_HERSHEY_SIMPLEX,
+                scale, (255, 255, 255), 1, cv2.LINE_AA)
 
 
 def draw_points(
     image: np.ndarray,
     points: np.ndarray,
     color: tuple[int, int, int] = (0, 255, 0),
-    radius: int | None = None,
+    radius: int | Sequence[int] | None = None,
 ) -> np.ndarray:
-    """Draw ``(..., 2)`` xy points as filled dots; returns a new image."""
+    """Draw ``(..., 2)`` xy points as filled dots; returns a new image.
+
+    ``radius``: one for all points, or one per leading index of ``points`` (e.g. per
+    face of ``(N, 106, 2)`` landmarks); None scales with the image.
+    """
     out = _canvas(image)
-    r = radius or max(1, round(max(out.shape[:2]) / 800))
-    for x, y in np.asarray(points, dtype=np.float64).reshape(-1, 2):
-        if np.isfinite(x) and np.isfinite(y):
-            cv2.circle(out, (int(round(x)), int(round(y))), r, color, -1, cv2.LINE_AA)
+    pts = np.asarray(points, dtype=np.float64)
+    default = max(1, round(max(out.shape[:2]) / 800))
+    if radius is None or isinstance(radius, int | np.integer):
+        groups = [(pts.reshape(-1, 2), int(radius or default))]
+    else:
+        if len(radius) != (pts.shape[0] if pts.ndim > 2 else 1):
+            raise ShapeError(f"radius: expected one per point set ({pts.shape[0]}), "
+                             f"got {len(radius)}")
+        groups = [(p.reshape(-1, 2), int(r)) for p, r in zip(pts.reshape(len(radius), -1, 2),
+                                                              radius, strict=True)]
+    for group, r in groups:
+        for x, y in group:
+            if np.isfinite(x) and np.isfinite(y):
+                cv2.circle(out, (int(round(x)), int(round(y))), r, color, -1, cv2.LINE_AA)
     return out
 
 

@@ -152,10 +152,14 @@ class Faces:
                 text = [f"#{int(ids[i])}" if ids is not None else f"{self.scores[i]:.2f}"
                         for i in range(len(self))]
             out = draw_boxes(out, self.boxes, text, colors)
+        # dots sized to each face (a 40 px face gets 1 px dots, a 300 px face 3-4 px)
+        side = np.minimum(self.boxes[:, 2] - self.boxes[:, 0], self.boxes[:, 3] - self.boxes[:, 1])
+        cap = max(1, round(max(image.shape[:2]) / 800))
+        radii = [int(min(cap, max(1, round(v / 80)))) for v in side]
         if points and self.landmarks is not None and len(self):
-            out = draw_points(out, self.landmarks, (0, 255, 0))
+            out = draw_points(out, self.landmarks, (0, 255, 0), radii)
         if points and self.kps is not None and len(self):
-            out = draw_points(out, self.kps, (0, 0, 255))
+            out = draw_points(out, self.kps, (0, 0, 255), [r + 1 for r in radii])
         if out is image:
             out = draw_points(image, np.zeros((0, 2)))
         return out
