@@ -88,11 +88,15 @@ def table(title: str, ms: dict[str, float], ref: str | None = None, unit: str = 
         print(f"  {name:<44} {v:9.2f} {unit}{extra}{ratio}")
 
 
-def ort_session(path: Path, threads: int = 0, level: str = "all"):
+def ort_session(path: Path, threads: int = 0, level: str = "all", arena: bool = True):
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
+    opts.enable_cpu_mem_arena = arena
+    # no spinning (as viewfinder's sessions): with spinning, the threads of the session
+    # timed just before keep spinning and slow the next one down 2-3x in this loop
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     opts.log_severity_level = 3
     opts.graph_optimization_level = {
         "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
@@ -169,6 +173,10 @@ def session_options(rounds: int) -> None:
             s = ort_session(FACE / "scrfd_500m_bnkps.onnx", threads, level)
             fns[f"scrfd 640x448 ort t{threads} opt={level}"] = (
                 lambda s=s: s.run(None, {"input.1": x_det}))
+    for arena in (True, False):
+        s = ort_session(FACE / "scrfd_500m_bnkps.onnx", 2, "all", arena)
+        fns[f"scrfd 640x448 ort t2 opt=all arena={'on' if arena else 'off'}"] = (
+            lambda s=s: s.run(None, {"input.1": x_det}))
     table("ONNX Runtime options, SCRFD-500M 640x448, median", interleaved(fns, rounds))
     fns = {}
     lmk = dynamic_batch(FACE / "2d106det.onnx")
@@ -191,6 +199,10 @@ def session_options(rounds: int) -> None:
             print(f"  {backend}: {exc}")
             continue
         fns[f"2d106det batch 6 {backend} t2"] = lambda s=s: s.run(x6)
+        if backend == "ort":
+            s_na = ort_session(path, 2, "all", arena=False)
+            fns["2d106det batch 6 ort t2 arena=off"] = (
+                lambda s=s_na: s.run(None, {"data": x6}))
         fns[f"2d106det 6 calls of 1 {backend} t2"] = (
             lambda s=s: [s.run(x6[i:i + 1]) for i in range(6)])
     table("2d106det: threads and batching, median", interleaved(fns, rounds))
