@@ -55,6 +55,10 @@ def cli(ctx: click.Context, source: Path, model: str, conf: float, iou: float,
 
     check_source(source, out)  # bad input fails before the model loads
     check_precision(precision, calib, graph)
+    if calib is not None and precision == "int8":
+        from viewfinder.runtime.convert.quantize import calibration_files
+
+        calibration_files(calib, calib_limit)  # an empty or missing set: before any bar
     with Progress(console=Console(stderr=True), transient=True,
                   disable=precision == "f32") as bar:
         task = bar.add_task("quantizing", total=None)
