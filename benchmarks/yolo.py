@@ -197,9 +197,9 @@ def _report(title: str, times: dict[str, list[tuple[float, float]]], baseline: s
 def _person_ap(det, split) -> float:
     import numpy as np
 
+    from viewfinder.detect.train.voc import evaluate_voc
     from viewfinder.media import read_image
     from viewfinder.structures import Detections
-    from viewfinder.train.voc_adapter import evaluate_voc
 
     found = []
     for item in split.items:
@@ -236,8 +236,8 @@ def _dog_change(ref, got) -> str:
 def bench_accuracy(dets: dict[str, object], image: Path) -> None:
     """person AP on the coco256-voc test split and the dog.jpg change, f32 vs int8."""
     from viewfinder.config import shared_dir
+    from viewfinder.detect.train.voc import read_voc
     from viewfinder.media import read_image
-    from viewfinder.train.voc_adapter import read_voc
 
     split = read_voc(shared_dir() / "data/coco256-voc", "test")
     ap = {}
@@ -258,7 +258,7 @@ def bench_training(args, files: dict[str, Path]) -> None:
     import torch
 
     from viewfinder.detect.darknet import build_darknet
-    from viewfinder.detect.loss import YoloTrainModel
+    from viewfinder.detect.train.loss import YoloTrainModel
     from viewfinder.train import AmpPolicy, Trainer, make_scaler
 
     torch.manual_seed(0)

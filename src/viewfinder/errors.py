@@ -25,9 +25,11 @@ __all__ = [
     "MissingDependencyError",
     "ModelError",
     "ModelNotFoundError",
+    "PixelLimitError",
     "ProviderError",
     "ShapeError",
     "SizeError",
+    "UnsafeXMLError",
     "ViewfinderError",
     "check_shape",
     "require",
@@ -139,3 +141,22 @@ def check_shape(array: Any, expected: Sequence[int | str | None], name: str) -> 
     if not _dims_match(shape, expected):
         want = ", ".join("*" if e is None else str(e) for e in expected)
         raise ShapeError(f"{name}: expected shape ({want}), got {shape}")
+
+
+class PixelLimitError(SizeError):
+    """A picture claims more pixels than the configured limit (refused before decoding).
+
+    ``width``, ``height``, ``pixels`` and ``limit`` are kept so a service can answer
+    413 Payload Too Large with them.
+    """
+
+    def __init__(self, message: str, width: int = 0, height: int = 0, limit: int = 0) -> None:
+        super().__init__(message)
+        self.width = width
+        self.height = height
+        self.pixels = width * height
+        self.limit = limit
+
+
+class UnsafeXMLError(DatasetError):
+    """An XML document uses entity declarations or external references (refused)."""

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from viewfinder.detect.augment import Augment, Sample, collate, hsv_jitter
 from viewfinder.detect.darknet_cfg import parse_cfg_text
+from viewfinder.detect.train.augment import Augment, Sample, collate, hsv_jitter
 
 torch = pytest.importorskip("torch")
 
-from viewfinder.detect.loss import YoloLoss  # noqa: E402
+from viewfinder.detect.train.loss import YoloLoss  # noqa: E402
 
 # Two heads: stride 16 (4x4) with the big anchors 3,4,5, stride 8 (8x8) with the small ones.
 CFG = """[net]

@@ -18,16 +18,17 @@ def test_detect_writes_pictures_and_json_lines(run_cli, shared: Path, tmp_path: 
     shutil.copy(shared / "images" / "person_horse_dog.jpg", src)
     cv2.imwrite(str(src / "gray.png"), np.zeros((40, 30), np.uint8))  # too small: no detections
     (src / "broken.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")
-    code, out, err = run_cli("dpm", "detect", src, "--model", "VOC2007_person", "--threshold",
+    code, out, err = run_cli("dpm", "detect", src, "--model", "VOC2007_person", "--score",
                              "0", "--out", tmp_path / "out", "--json", tmp_path / "d.jsonl")
-    assert code == 1 and "failed: broken.jpg" in err  # finished, with one failure
+    assert code == 1 and f"failed: {src / 'broken.jpg'}" in err  # finished, with one failure
     assert "person_horse_dog.jpg: 2 detection(s)" in out and "gray.png: 0 detection(s)" in out
     records = [json.loads(line) for line in (tmp_path / "d.jsonl").read_text().splitlines()]
-    assert [r["label"] for r in records] == ["person", "person"]
-    assert records[0]["score"] > 1 and len(records[0]["parts"]) == 9
-    assert records[0]["image_id"] == "person_horse_dog"
+    assert [r["image_id"] for r in records] == ["gray", "person_horse_dog"]
+    dets = records[1]["detections"]
+    assert [d["label"] for d in dets] == ["person", "person"] and records[0]["detections"] == []
+    assert dets[0]["score"] > 1 and len(dets[0]["parts"]) == 9
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["gray.png",
-                                                                    "person_horse_dog.png"]
+                                                                    "person_horse_dog.jpg"]
 
 
 def test_show_model_writes_a_png(run_cli, tmp_path: Path) -> None:
@@ -38,7 +39,7 @@ def test_show_model_writes_a_png(run_cli, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("args", "match"), [
-    (("dpm", "detect", "{tmp}/missing.jpg"), "no such image file or directory"),
+    (("dpm", "detect", "{tmp}/missing.jpg"), "missing.jpg: no such image"),
     (("dpm", "detect", "{img}", "--model", "VOC2007_unicorn", "--json", "{tmp}/d.jsonl"),
      "DPM model 'VOC2007_unicorn'"),
     (("dpm", "detect", "{img}", "--model", "{tmp}/fake.mat", "--json", "{tmp}/d.jsonl"),

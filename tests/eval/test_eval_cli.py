@@ -70,3 +70,99 @@ def test_eval_voc_missing_dataset(run_cli, tmp_path: Path) -> None:
     det = write_jsonl(tmp_path / "d.jsonl", RECORDS)
     code, _, err = run_cli("eval", "voc", "--detections", det, "--voc", tmp_path / "nope")
     assert code == 2 and "does not exist" in err
+
+
+def _records(path: Path, per_image: dict[str, list[tuple[str, float, list[float]]]]) -> Path:
+    """Per-image JSON lines as detect and dpm detect write them (0-based corners)."""
+    lines = []
+    for image_id, dets in per_image.items():
+        lines.append(json.dumps({
+            "source": "imgs", "path": f"imgs/{image_id}.jpg", "image_id": image_id,
+            "frame": None, "time": None, "width": 100, "height": 80,
+            "detections": [{"box": box, "score": score, "label": label, "class_id": 0}
+                           for label, score, box in dets]}))
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+_PER_IMAGE = {"a": [("dog", 0.9, [0, 0, 10, 10]), ("dog", 0.6, [50, 40, 80, 70])],
+              "b": [("dog", 0.7, [20, 20, 40, 40])],
+              "c": [("dog", 0.8, [0, 0, 10, 10])]}
+
+
+@pytest.mark.parametrize(("per_image", "warning"), [
+    (_PER_IMAGE, None),
+    ({**_PER_IMAGE, "c": []}, None),  # an empty record still covers its image
+    ({k: v for k, v in _PER_IMAGE.items() if k != "c"},
+     "warning: detections cover 2 of the 3 images of test"),
+])
+def test_per_image_records_and_coverage(run_cli, voc: Path, tmp_path: Path, per_image: dict,
+                                        warning: str | None) -> None:
+    det = _records(tmp_path / "d.jsonl", per_image)
+    code, out, err = run_cli("eval", "voc", "--detections", det, "--voc", voc / "VOC2007",
+                             "--json", tmp_path / "r.json")
+    assert code == 0, err
+    assert (warning in err) if warning else err == "", err
+    result = json.loads((tmp_path / "r.json").read_text())
+    want = (6 + 5 * 2 / 3) / 11 if per_image.get("c") else 1.0  # c's detection: a false positive
+    assert result["classes"]["dog"]["ap"] == pytest.approx(want)
+    assert result["images"] == 3 and result["images_covered"] == (3 if "c" in per_image else 2)
+
+
+def test_a_class_the_set_lacks_is_said_and_written_as_null(run_cli, voc: Path,
+                                                           tmp_path: Path) -> None:
+    det = _records(tmp_path / "d.jsonl", {**_PER_IMAGE, "b": [("cat", 0.5, [1, 1, 5, 5])]})
+    code, out, err = run_cli("eval", "voc", "--detections", det, "--voc", voc / "VOC2007",
+                             "--json", tmp_path / "r.json")
+    assert code == 0 and "warning: cat: not a class of the test set (AP n/a)" in err
+    assert json.loads((tmp_path / "r.json").read_text())["classes"]["cat"]["ap"] is None
+
+
+@pytest.mark.parametrize(("make", "extra", "match"), [
+    (lambda d: _records(d / "d.jsonl", _PER_IMAGE), ["--classes", "persn"],
+     r"--classes persn: unknown class 'persn' \(the test set of .*VOC2007 has: dog\)"),
+    (lambda d: _records(d / "d.jsonl", _PER_IMAGE), ["--classes", "dog,catt"],
+     "unknown class 'catt'"),
+    (lambda d: _records(d / "d.jsonl", _PER_IMAGE), ["--classes", ","], "no class given"),
+    (lambda d: _records(d / "d.jsonl", {"a": [("", 0.9, [0, 0, 10, 10])]}), [],
+     "d.jsonl:1: detection 0: no class name"),
+    (lambda d: _records(d / "d.jsonl", {**_PER_IMAGE, "zz": []}), [],
+     "image zz is not in the evaluated set"),
+    (lambda d: _records(d / "d.jsonl", _PER_IMAGE), ["--pr-curve", "{tmp}/missing_dir/x.png"],
+     "--pr-curve's directory .*missing_dir does not exist"),
+    (lambda d: _records(d / "d.jsonl", _PER_IMAGE), ["--json", "{tmp}/missing_dir/r.json"],
+     "--json's directory .*missing_dir does not exist"),
+    (lambda d: _records(d / "d.jsonl", _PER_IMAGE), ["--pr-curve", "{tmp}/pr.txt"],
+     "--pr-curve writes an image"),
+])
+def test_refusals_are_one_line_exit_2_before_any_output(run_cli, voc: Path, tmp_path: Path,
+                                                        make, extra: list[str],
+                                                        match: str) -> None:
+    import re
+
+    det = make(tmp_path)
+    args = [a.replace("{tmp}", str(tmp_path)) for a in extra]
+    code, out, err = run_cli("eval", "voc", "--detections", det, "--voc", voc / "VOC2007",
+                             *args, "--json" if "--json" not in args else "--year",
+                             tmp_path / "r.json" if "--json" not in args else "2007")
+    assert code == 2 and err.count("\n") == 1 and re.search(match, err), err
+    assert out == ""  # no table printed before the refusal
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["VOC2007", "d.jsonl"]
+
+
+@pytest.mark.slow
+def test_dpm_detect_to_eval_through_json_lines(run_cli, shared: Path, tmp_path: Path) -> None:
+    """The pipe: dpm detect's JSON lines are what eval reads (one image of 128 covered)."""
+    voc = shared / "data" / "coco256-voc"
+    image = voc / "JPEGImages" / "000000000785.jpg"
+    if not image.is_file():
+        image = sorted((voc / "JPEGImages").glob("*.jpg"))[0]
+    det = tmp_path / "d.jsonl"
+    code, _, err = run_cli("dpm", "detect", image, "--model", "VOC2007_person", "--json", det)
+    assert code == 0, err
+    code, out, err = run_cli("eval", "voc", "--detections", det, "--voc", voc, "--classes",
+                             "person", "--json", tmp_path / "r.json")
+    assert code == 0, err
+    assert "warning: detections cover 1 of the 128 images of test" in err
+    result = json.loads((tmp_path / "r.json").read_text())
+    assert result["classes"]["person"]["detections"] > 0 and result["images_covered"] == 1

@@ -57,3 +57,63 @@ def test_missing_paths_and_empty_directories(tmp_path: Path) -> None:
 def _write(path: Path, text: str) -> Path:
     path.write_text(text)
     return path
+
+
+def _image_record(image_id: str | None, dets: list, **extra) -> str:
+    import json
+
+    rec = {"source": "imgs/", "path": f"imgs/{image_id or 'x'}.jpg", "image_id": image_id,
+           "frame": None, "time": None, "width": 100, "height": 80, "detections": dets}
+    rec.update(extra)
+    return json.dumps(rec)
+
+
+_DOG = {"box": [47.0, 239.0, 195.0, 371.0], "score": 0.9, "label": "dog", "class_id": 16,
+        "parts": [[1, 2, 3, 4]]}
+
+
+def test_per_image_records_with_empty_images_and_flat_lines(tmp_path: Path) -> None:
+    from viewfinder.eval.detfile import read_detection_file
+
+    text = "\n".join([
+        _image_record("000001", [_DOG]),
+        _image_record("000003", []),                             # covered, no detections
+        _image_record(None, [dict(_DOG, label="cat")], path="other/000004.png"),  # id = stem
+        '{"image_id": "000002", "label": "dog", "score": 0.5, "box": [4, 5, 7, 8]}',
+    ]) + "\n"
+    found = read_detection_file(_write(tmp_path / "d.jsonl", text))
+    assert found.records == [DetectionRecord("000001", "dog", 0.9, (48.0, 240.0, 195.0, 371.0)),
+                             DetectionRecord("000004", "cat", 0.9, (48.0, 240.0, 195.0, 371.0)),
+                             DetectionRecord("000002", "dog", 0.5, (5.0, 6.0, 7.0, 8.0))]
+    assert found.images == {"000001", "000002", "000003", "000004"}
+
+
+def test_json_array_of_records(tmp_path: Path) -> None:
+    text = "[" + ", ".join([_image_record("a", [_DOG]), _image_record("b", [])]) + "]"
+    assert [r.image_id for r in read_detections(_write(tmp_path / "d.json", text))] == ["a"]
+
+
+@pytest.mark.parametrize(("line", "match"), [
+    (_image_record("1", [dict(_DOG, label="")]), r"d.jsonl:1: detection 0: .*no class name"),
+    (_image_record("1", [{k: v for k, v in _DOG.items() if k != "label"}]), "'label'"),
+    (_image_record("1", [dict(_DOG, label=None)]), "no class name"),
+    (_image_record("1", [dict(_DOG, label="16")]), "only by its class id 16"),
+    ('{"image_id": "1", "label": "", "score": 1, "box": [1, 2, 3, 4]}', "no class name"),
+    ('{"image_id": "1", "label": "3", "class_id": 3, "score": 1, "box": [1, 2, 3, 4]}',
+     "only by its class id 3"),
+    (_image_record("1", [dict(_DOG, box=[1, 2, 3])]), r"detection 0: .*3 values, expected 4"),
+    (_image_record("1", [dict(_DOG, score="high")]), "detection 0: not a detection record"),
+    (_image_record("1", {"box": 1}), "'detections' must be a list"),
+    (_image_record("1", ["x"]), "expected an object, got str"),
+    (_image_record(None, [], path=None), "without 'image_id' or 'path'"),
+    ('["not", "objects"]', "not a detection record"),
+    ('{"label": "dog", "score": 1, "box": [1, 2, 3, 4]}', "missing key 'image_id'"),
+])
+def test_malformed_records(tmp_path: Path, line: str, match: str) -> None:
+    with pytest.raises(FormatError, match=match):
+        read_detections(_write(tmp_path / "d.jsonl", line + "\n"))
+
+
+def test_a_numeric_label_with_another_class_id_is_a_name(tmp_path: Path) -> None:
+    line = '{"image_id": "1", "label": "7", "class_id": 0, "score": 1, "box": [1, 2, 3, 4]}\n'
+    assert read_detections(_write(tmp_path / "d.jsonl", line))[0].label == "7"

@@ -17,23 +17,24 @@ def test_image_to_json_and_annotated_png(shared: Path, run_cli, tmp_path: Path) 
                               "--json", js, *ORT)
     assert code == 0 and "6 faces" in stdout
     data = json.loads(js.read_text())
-    assert (data["width"], data["height"], len(data["faces"])) == (1280, 886, 6)
-    assert np.array(data["faces"][0]["landmarks"]).shape == (106, 2)
+    assert (data["width"], data["height"], len(data["detections"])) == (1280, 886, 6)
+    assert (data["image_id"], data["frame"]) == ("group_t1", None)
+    assert np.array(data["detections"][0]["landmarks"]).shape == (106, 2)
     assert out.read_bytes().startswith(b"\x89PNG")
 
 
 def test_json_to_stdout_without_landmarks(shared: Path, run_cli) -> None:
     code, stdout, stderr = run_cli("faces", shared / "images" / "group_t1.jpg", "--json", "-",
-                                   "--landmarks", "none", "--detector", "yunet", *ORT)
+                                   "--landmarks", "none", "--model", "yunet", *ORT)
     assert code == 0 and "6 faces" in stderr
-    faces = json.loads(stdout)["faces"]
-    assert len(faces) == 6 and "landmarks" not in faces[0] and len(faces[0]["kps"]) == 5
+    faces = json.loads(stdout)["detections"]
+    assert len(faces) == 6 and "landmarks" not in faces[0] and len(faces[0]["keypoints"]) == 5
 
 
 def test_profile_prints_the_call_flow(shared: Path, run_cli) -> None:
     code, stdout, _ = run_cli("faces", shared / "video" / "one_face_640x480_h264.mp4",
                               "--every", "5", "--max-frames", "6", "--profile")
-    assert code == 0 and "6 frames, detector on 2" in stdout
+    assert code == 0 and "6 frames of 1 stream" in stdout and "detector ran on 2" in stdout
     for stage in ("decode", "detect infer", "crop", "landmark infer", "track + smooth", "total"):
         assert stage in stdout
     assert "detector:" in stdout and "landmarks:" in stdout and "auto:" in stdout
@@ -50,8 +51,8 @@ def test_corrupt_frame_mid_video_exits_1_with_summary(shared: Path, run_cli,
     js = tmp_path / "r.jsonl"
     code, stdout, stderr = run_cli("faces", bad, "--max-frames", "30", "--every", "10",
                                    "--landmarks", "none", "--json", js, *ORT)
-    assert code == 1 and "30 frames" in stdout
-    assert "frame " in stderr and "corrupt" in stderr and "the run went on" in stderr
+    assert code == 1 and "30 frames" in stdout and "failed" in stdout
+    assert f"failed: {bad}#frame " in stderr and "corrupt" in stderr
     assert len(js.read_text().splitlines()) == 30
 
 
@@ -61,10 +62,13 @@ def test_corrupt_frame_mid_video_exits_1_with_summary(shared: Path, run_cli,
     (("{img}", "--det-size", "640by480"), "expected WxH"),
     (("{img}", "--det-size", "600x400"), "multiples of 32"),
     (("{img}", "--every", "0"), "0"),
-    (("{img}", "--detector", "{models}/2d106det.onnx"), "match no known face detector layout"),
-    (("{img}", "--detector", "scrfd_9000"), "not in the zoo"),
-    (("{img}", "--out", "{tmp}/x.mp4"), "expected an image file"),
-    (("{vid}", "--out", "{tmp}/x.png"), "expected a video file"),
+    (("{img}", "--model", "{models}/2d106det.onnx"), "match no known face detector layout"),
+    (("{img}", "--model", "scrfd_9000"), "not in the zoo"),
+    (("{img}", "--out", "{tmp}/x.mp4"), "a video file holds one stream"),
+    (("{vid}", "--out", "{tmp}/x.png"), "an image file holds one picture"),
+    (("{img}", "{vid}", "--out", "{tmp}/x.mp4"), "give a folder"),
+    (("{img}", "--out", "{tmp}/no/such/x.png"), "does not exist"),
+    (("http://127.0.0.1:9/none",), "cannot open"),
     (("{img}", "--backend", "tensorflow"), "tensorflow"),
 ])
 def test_bad_input_exits_2_without_output(shared: Path, run_cli, tmp_path: Path, args,

@@ -13,7 +13,17 @@ import pytest
 from viewfinder.errors import ConfigError, InputFileError
 from viewfinder.faces import FacePipeline, OneEuroParams
 from viewfinder.faces.pipeline import _visible
+from viewfinder.media.sources import open_source
 from viewfinder.ops.boxes import box_iou
+from viewfinder.runner import run
+from viewfinder.sinks import open_sinks
+from viewfinder.tasks import FacesTask
+
+
+def run_pipe(pipe: FacePipeline, source, out=None, json_path=None, max_frames=None):
+    """The face pipeline over a source through the runner (as ``viewfinder faces``)."""
+    src = open_source(source, max_frames=max_frames)
+    return run(FacesTask(pipe), src, open_sinks(src, out, json_path), profiler=pipe.profiler)
 
 
 @pytest.fixture(scope="module")
@@ -23,15 +33,15 @@ def pipe() -> FacePipeline:
 
 def test_video_tracks_one_face_with_few_detections(shared: Path, pipe, tmp_path: Path) -> None:
     out = tmp_path / "faces.jsonl"
-    summary = pipe.run(shared / "video" / "one_face_640x480_h264.mp4", json_path=out,
-                       max_frames=40)
+    report = run_pipe(pipe, shared / "video" / "one_face_640x480_h264.mp4", json_path=out,
+                      max_frames=40)
     lines = [json.loads(line) for line in out.read_text().splitlines()]
-    assert summary.frames == len(lines) == 40 and summary.errors == []
-    assert 4 <= summary.detections <= 8
+    assert report.frames == len(lines) == 40 and report.failures == []
+    assert 4 <= pipe.detections <= 8
     assert [ln["frame"] for ln in lines] == list(range(40))
-    assert all(len(ln["faces"]) == 1 for ln in lines)
-    assert {ln["faces"][0]["track_id"] for ln in lines} == {1}
-    assert all(len(ln["faces"][0]["landmarks"]) == 106 for ln in lines)
+    assert all(len(ln["detections"]) == 1 for ln in lines)
+    assert {ln["detections"][0]["track_id"] for ln in lines} == {1}
+    assert all(len(ln["detections"][0]["landmarks"]) == 106 for ln in lines)
 
 
 def test_boxes_between_detections_follow_the_face(shared: Path, pipe, scrfd) -> None:
@@ -81,23 +91,27 @@ def test_raw_h264_and_annotated_mp4(shared: Path, pipe, tmp_path: Path) -> None:
     from viewfinder.media.video import probe
 
     out = tmp_path / "out.mp4"
-    summary = pipe.run(shared / "video" / "group_pan_640x480.h264", out=out, max_frames=12)
-    assert summary.frames == 12
+    report = run_pipe(pipe, shared / "video" / "group_pan_640x480.h264", out=out, max_frames=12)
+    assert report.frames == 12
     info = probe(out)
     assert (info.width, info.height, info.frames) == (640, 480, 12)
 
 
-def test_folder_with_a_corrupt_image(shared: Path, pipe, tmp_path: Path) -> None:
+def test_folder_is_a_set_of_photos(shared: Path, pipe, tmp_path: Path) -> None:
+    """Photos of different sizes, one corrupt: each is its own image, named in its record."""
     folder = tmp_path / "frames"
     folder.mkdir()
     shutil.copy(shared / "images" / "group_t1.jpg", folder / "a.jpg")
     data = (shared / "images" / "group_t1.jpg").read_bytes()
     (folder / "b.jpg").write_bytes(data[: len(data) // 3])       # truncated JPEG
-    cv2.imwrite(str(folder / "c.png"), np.zeros((64, 64, 3), np.uint8))
-    summary = pipe.run(folder, json_path=tmp_path / "r.jsonl")
-    assert summary.frames == 2 and [e[0] for e in summary.errors] == [1]
-    lines = (tmp_path / "r.jsonl").read_text().splitlines()
-    assert [json.loads(ln)["frame"] for ln in lines] == [0, 2]
+    cv2.imwrite(str(folder / "c.png"), np.zeros((64, 48, 3), np.uint8))
+    report = run_pipe(pipe, folder, out=tmp_path / "out", json_path=tmp_path / "r.jsonl")
+    assert report.images == 2 and [f.where for f in report.failures] == [str(folder / "b.jpg")]
+    lines = [json.loads(ln) for ln in (tmp_path / "r.jsonl").read_text().splitlines()]
+    assert [(ln["image_id"], ln["frame"], ln["width"], ln["height"], len(ln["detections"]))
+            for ln in lines] == [("a", None, 1280, 886, 6), ("c", None, 48, 64, 0)]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.jpg", "c.png"]
+    assert cv2.imread(str(tmp_path / "out" / "c.png")).shape == (64, 48, 3)
 
 
 @pytest.mark.parametrize(("source", "error", "match"), [
@@ -108,7 +122,7 @@ def test_bad_sources_leave_no_output(pipe, tmp_path: Path, source, error, match)
     (tmp_path / "emptydir").mkdir()
     out = tmp_path / "r.jsonl"
     with pytest.raises(error, match=match):
-        pipe.run(tmp_path / source, json_path=out)
+        run_pipe(pipe, tmp_path / source, json_path=out)
     assert not out.exists() and list(tmp_path.iterdir()) == [tmp_path / "emptydir"]
 
 
@@ -121,28 +135,10 @@ def test_profile_rows_follow_the_call_flow(shared: Path) -> None:
     from viewfinder.faces import STAGES
 
     p = FacePipeline(backend="ort", threads=1, every=5, profile=True)
-    p.run(shared / "video" / "one_face_640x480_h264.mp4", max_frames=10)
+    run_pipe(p, shared / "video" / "one_face_640x480_h264.mp4", max_frames=10)
     rows = p.profile_rows()
     names = [r[0] for r in rows]
     assert names == [s for s in STAGES if s in names] and p.profiler.frames == 10
     assert {"decode", "detect infer", "landmark infer", "track + smooth"} <= set(names)
     assert sum(r[2] for r in rows) == pytest.approx(1.0)
     assert all(ms > 0 for _, ms, _ in rows)
-
-
-@pytest.mark.parametrize("every", [1, 4])
-def test_detection_ahead_gives_the_same_frames(shared: Path, pipe, every: int,
-                                               tmp_path: Path) -> None:
-    """The detector running one frame ahead in a thread changes nothing in the output."""
-    video = shared / "video" / "one_face_640x480_h264.mp4"
-    outs = []
-    old = pipe.every
-    pipe.every = every
-    try:
-        for ahead in (True, False):
-            out = tmp_path / f"{ahead}.jsonl"
-            summary = pipe.run(video, json_path=out, max_frames=12, detect_ahead=ahead)
-            outs.append((out.read_text(), summary.detections))
-    finally:
-        pipe.every = old
-    assert outs[0] == outs[1] and outs[0][1] == -(-12 // every)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import cv2
 import numpy as np
 import pytest
 
@@ -214,3 +215,23 @@ def test_unsupported_codec_in_container(run_cli, tmp_path):
     code, _, err = run_cli("media", "demux", path, "-o", tmp_path / "o.h264")
     assert code == 2 and "codec mjpeg" in err
 
+
+
+def test_frames_as_yuv_say_their_range_and_read_back_with_it(run_cli, shared, tmp_path):
+    """Video frames are limited range; the hint printed gives the from-yuv options that turn
+    them back into the picture the decoder shows (the full-range default would not)."""
+    video = shared / "video" / "one_face_640x480_h264.mp4"
+    code, out, err = run_cli("media", "frames", video, "-o", tmp_path / "f", "--format", "yuv",
+                             "--max", "1")
+    assert code == 0, err
+    assert "bt601 limited range" in out and "--range limited --matrix bt601" in out
+    with VideoReader(video, fmt="bgr24", max_frames=1) as r:
+        truth = next(iter(r)).image.astype(np.int16)
+    diffs = {}
+    for rng in ("limited", "full"):
+        png = tmp_path / f"{rng}.png"
+        code, _, err = run_cli("media", "from-yuv", tmp_path / "f" / "frame_000000.yuv",
+                               "--size", "640x480", "--range", rng, "--out", png)
+        assert code == 0, err
+        diffs[rng] = np.abs(cv2.imread(str(png)).astype(np.int16) - truth).mean()
+    assert diffs["limited"] < 1.5 < 5 < diffs["full"]

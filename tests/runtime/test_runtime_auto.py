@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -67,15 +68,21 @@ def test_cache_is_invalidated(tiny_model, trials, monkeypatch: pytest.MonkeyPatc
     elif change == "cpu_flags":
         monkeypatch.setattr(auto, "cpu_flags", lambda: ("avx512f", "avx512_bf16"))
     elif change in ("ort_version", "ov_version"):
-        real = auto.backend_versions()
+        real = auto.installed_versions()
         key = "ort" if change == "ort_version" else "openvino"
-        monkeypatch.setattr(auto, "backend_versions", lambda: {**real, key: "99.0"})
+        monkeypatch.setattr(auto, "installed_versions", lambda: {**real, key: "99.0"})
     elif change == "shape":
         shapes = {"x": (2, 3, 8, 8)}
     elif change == "threads":
         kwargs = {"threads": 1}
-    else:  # same backends, another ORT provider: ort_auto is always available
-        kwargs = {"provider": "auto"}
+    else:  # same backends, another ORT provider (load_session then offers ort alone)
+        from viewfinder.runtime.session import _load_ort, _load_ov
+
+        loaders = {"ort": functools.partial(_load_ort, path, "auto", 0, "f32", False),
+                   "openvino": functools.partial(_load_ov, path, 0, "f32")}
+        sess = auto.choose_backend(path, loaders, shapes=shapes, provider="auto")
+        assert len(trials) == 2 and not sess.choice_reason.endswith("(cached)")
+        return
     sess = load_session(path, backend="auto", shapes=shapes, **kwargs)
     assert len(trials) == 2 and not sess.choice_reason.endswith("(cached)")
 

@@ -55,10 +55,18 @@ def test_compare_outputs_deltas() -> None:
     assert (d.max_abs, d.mean_abs) == pytest.approx((1.0, 0.5))
 
 
-def test_bench_zeros_prints_latency_stats(shared: Path, run_cli) -> None:
-    code, out, err = run_cli("bench", "--model", "2d106det", "--loop", "3", "--warmup", "1")
+@pytest.mark.parametrize(("extra", "backend"), [
+    ([], "[auto: "),  # --backend defaults to auto, which says what it picked
+    (["--backend", "ort"], "ort on CPUExecutionProvider"),
+])
+def test_bench_zeros_prints_latency_stats(shared: Path, run_cli, extra: list[str],
+                                          backend: str) -> None:
+    if not extra:
+        pytest.importorskip("openvino")
+    code, out, err = run_cli("bench", "--model", "2d106det", "--loop", "3", "--warmup", "1",
+                             *extra)
     assert code == 0, err
-    for part in ("ort on CPUExecutionProvider", "p50 ms", "p99 ms", "samples/s", "3 calls"):
+    for part in (backend, "p50 ms", "p99 ms", "samples/s", "3 calls"):
         assert part in out
 
 
@@ -73,7 +81,7 @@ def test_outputs_one_file_per_tensor_per_input(tiny_model, tmp_path: Path, run_c
         inputs += ["--input", tmp_path / f"in{k}.npy"]
     out = tmp_path / "out"
     out.mkdir()
-    code, _, err = run_cli("bench", "--model", model, *inputs, "--loop", "2", "--output", out,
+    code, _, err = run_cli("bench", "--model", model, *inputs, "--loop", "2", "--out", out,
                            "--outfmt", fmt)
     assert code == 0, err
     assert sorted(p.name for p in out.iterdir()) == [
@@ -90,7 +98,7 @@ def test_bin_input_is_shaped_by_the_model(tiny_model, tmp_path: Path, run_cli) -
     out = tmp_path / "o"
     out.mkdir()
     code, _, err = run_cli("bench", "--model", model, "--input", tmp_path / "x.bin", "--loop",
-                           "1", "--output", out, "--outfmt", "npy")
+                           "1", "--out", out, "--outfmt", "npy")
     assert code == 0, err
     np.testing.assert_allclose(np.load(out / "x_output_0.npy").ravel(), np.arange(12) * 2 + 1)
 
@@ -103,7 +111,7 @@ def test_image_goes_through_the_declared_preprocessing(shared: Path, tmp_path: P
 
     img = shared / "images/dog.jpg"
     code, _, err = run_cli("bench", "--model", "ultraface", "--input", img, "--loop", "1",
-                           "--output", tmp_path, "--outfmt", "npy")
+                           "--backend", "ort", "--out", tmp_path, "--outfmt", "npy")
     assert code == 0, err
     x = image_to_tensor(read_image(img), zoo.get_model("ultraface").input)
     want = load_session(zoo.resolve("ultraface")).run(x)
@@ -164,7 +172,7 @@ def test_bad_input_is_one_line_exit_2_and_no_outputs(tiny_model, tmp_path: Path,
     out = tmp_path / "out"
     out.mkdir()
     args = [a.replace("{tmp}", str(tmp_path)) for a in extra]
-    code, _, err = run_cli("bench", "--model", model, *args, "--output", out)
+    code, _, err = run_cli("bench", "--model", model, *args, "--out", out)
     assert code == 2 and err.count("\n") == 1, err
     assert err.startswith("error: ") and pytest.importorskip("re").search(match, err), err
     assert list(out.iterdir()) == []
@@ -199,7 +207,7 @@ def test_backends_table_times_a_converted_variant(int8_model, run_cli) -> None:
 def test_npy_gives_the_shape_of_a_dynamic_model(tiny_model, tmp_path: Path, run_cli) -> None:
     np.save(tmp_path / "a.npy", np.ones((3, 5, 7), np.float32))  # no batch dim
     code, out, err = run_cli("bench", "--model", tiny_model(), "--input", tmp_path / "a.npy",
-                             "--loop", "1", "--output", tmp_path, "--outfmt", "npy")
+                             "--loop", "1", "--out", tmp_path, "--outfmt", "npy")
     assert code == 0, err
     assert np.load(tmp_path / "a_output_0.npy").shape == (1, 3, 5, 7)
 
@@ -219,7 +227,7 @@ def test_batch_stacks_input_files_and_pads_the_last(tiny_model, tmp_path: Path, 
     out = tmp_path / "out"
     out.mkdir()
     code, _, err = run_cli("bench", "--model", tiny_model(), "--input", tmp_path, "--batch", "2",
-                           "--loop", "1", "--output", out, "--outfmt", "npy")
+                           "--loop", "1", "--out", out, "--outfmt", "npy")
     assert code == 0, err
     first, last = np.load(out / "in0_output_0.npy"), np.load(out / "in2_output_0.npy")
     assert first.shape == last.shape == (2, 3, 2, 2)
@@ -236,3 +244,57 @@ def test_bench_auto_says_what_it_picked_and_why(tiny_model, run_cli, has_openvin
     assert code == 0, err
     (line,) = [ln for ln in out.splitlines() if "[auto: " in ln]
     assert "1x3x8x8" in line and " ms vs " in line
+
+
+@pytest.mark.parametrize(("extra", "match"), [
+    (["--out", "{tmp}/missing_dir/x.json"], "--out's parent directory .*missing_dir does not"),
+    (["--out", "{tmp}/file.txt"], "'--out'.* is a file"),  # click's usage error
+    (["--output", "{tmp}/missing_dir/x"], "--out's parent directory"),  # the old spelling
+    (["--json", "{tmp}/missing_dir/x.json"], "--json's directory .*missing_dir does not exist"),
+    (["--csv", "{tmp}/missing_dir/x.csv"], "--csv's directory"),
+    (["--json", "{tmp}"], "'--json'.* is a directory"),
+    (["--out", "{tmp}/a", "--output", "{tmp}/b"], "give one directory"),
+    (["--backends", "ort", "--json", "{tmp}/missing_dir/x.json"], "--json's directory"),
+])
+def test_output_locations_fail_before_any_loop(tiny_model, tmp_path: Path, run_cli,
+                                               monkeypatch: pytest.MonkeyPatch,
+                                               extra: list[str], match: str) -> None:
+    import re
+
+    from viewfinder.runtime import bench, session
+
+    def never(*a, **k):
+        raise AssertionError("ran before the outputs were checked")
+
+    for name in ("run_bench", "run_interleaved", "backend_matrix"):
+        monkeypatch.setattr(bench, name, never)
+    monkeypatch.setattr(session, "load_session", never)
+    (tmp_path / "file.txt").write_text("x")
+    args = [a.replace("{tmp}", str(tmp_path)) for a in extra]
+    code, out, err = run_cli("bench", "--model", tiny_model(shape=(1, 3, 2, 2)), *args)
+    assert code == 2 and re.search(match, err), err
+    assert err.count("\n") == 1 or err.startswith("Usage: "), err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file.txt", "tiny.onnx"]
+
+
+def test_out_directory_is_created_after_the_runs(tiny_model, tmp_path: Path, run_cli) -> None:
+    out = tmp_path / "new"
+    code, _, err = run_cli("bench", "--model", tiny_model(shape=(1, 3, 2, 2)), "--loop", "1",
+                           "--backend", "ort", "--out", out, "--outfmt", "npy")
+    assert code == 0, err
+    assert sorted(p.name for p in out.iterdir()) == ["zeros_output_0.npy", "zeros_output_1.npy"]
+
+
+@pytest.mark.parametrize("precision", ["f32", "fp32", "FP32"])
+def test_precision_words(tiny_model, run_cli, precision: str) -> None:
+    code, out, err = run_cli("bench", "--model", tiny_model(shape=(1, 3, 2, 2)), "--loop", "1",
+                             "--backend", "ort", "--precision", precision,
+                             "--compare", f"ort:{precision}")
+    assert code == 0, err
+    assert "A: ort on CPUExecutionProvider (f32" in out and "ratio B/A" in out
+
+
+def test_precision_unknown(tiny_model, run_cli) -> None:
+    code, _, err = run_cli("bench", "--model", tiny_model(shape=(1, 3, 2, 2)), "--precision",
+                           "fp64")
+    assert code == 2 and "'fp64' is not one of 'f32', 'bf16', 'fp16', 'int8'" in err

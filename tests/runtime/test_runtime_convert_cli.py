@@ -209,3 +209,54 @@ def test_darknet_yolov3_tiny_to_bgr_input(run_cli, shared, tmp_path):
     assert code == 0, err
     assert "images uint8 [1, 416, 416, 3]" in out and "verified against" in out
     assert [p.name for p in tmp_path.iterdir()] == ["yolo.om"]
+
+
+@pytest.mark.parametrize(("flags", "model"), [
+    (["--out", "{o}"], "scrfd_500m"),            # a zoo name is resolved like everywhere
+    (["-o", "{o}"], "{shared}/models/face/scrfd_500m_bnkps.onnx"),
+    (["--output", "{o}"], "scrfd_500m"),         # the old spelling still works (hidden)
+    (["--out", "{o}", "--precision", "f32"], "scrfd_500m"),
+    (["--out", "{o}", "--precision", "fp32"], "scrfd_500m"),  # alias of f32
+])
+def test_zoo_names_out_and_precision_words(run_cli, shared, tmp_path, flags, model):
+    args = [a.replace("{o}", str(tmp_path / "o.onnx")).replace("{shared}", str(shared))
+            for a in ["convert", model, *flags, "--input-format", "bgr", "--mean", "127.5",
+                      "--std", "128"]]
+    code, out, err = run_cli(*args)
+    assert code == 0, err
+    assert "input.1 uint8 [" in out and "verified against" in out
+    assert [p.name for p in tmp_path.iterdir()] == ["o.onnx"]
+
+
+@pytest.mark.parametrize(("args", "match"), [
+    (["scrfd_500m"], "--out FILE is required"),
+    (["scrfd_500m", "--out", "{tmp}"], "is a directory"),
+    (["scrfd_500m", "--out", "{tmp}/a.onnx", "--output", "{tmp}/b.onnx"], "give one output"),
+    (["scrfd_500m", "--out", "{tmp}/no/o.onnx"], "output directory .* does not exist"),
+    (["scrfd_500m", "--out", "{tmp}/o.onnx", "--precision", "bf16"], "'bf16' is not one of"),
+    (["scrfd500m", "--out", "{tmp}/o.onnx"], "did you mean scrfd_500m"),
+])
+def test_out_and_model_errors_come_first(run_cli, tmp_path, args, match):
+    import re
+
+    code, _, err = run_cli("convert", *[a.replace("{tmp}", str(tmp_path)) for a in args])
+    assert code == 2 and re.search(match, err), err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("dtype", "want"), [("fp32", "f32"), ("f32", "f32"), ("fp16", "fp16")])
+def test_config_dtype_accepts_both_spellings(tmp_path, dtype, want):
+    cfg = _write(tmp_path / "p.toml", f'[precision]\ndtype = "{dtype}"\n')
+    assert load_config(cfg).precision == want
+
+
+def test_config_dtype_unknown(tmp_path):
+    with pytest.raises(ConfigError, match="p.toml: precision 'fp64': expected one of f32, fp16"):
+        load_config(_write(tmp_path / "p.toml", '[precision]\ndtype = "fp64"\n'))
+
+
+@pytest.mark.slow
+def test_darknet_zoo_name_brings_its_weights(run_cli, shared, tmp_path):
+    code, out, err = run_cli("convert", "yolov3-tiny", "--out", tmp_path / "yolo.onnx")
+    assert code == 0, err
+    assert "images float32 [1, 3, 416, 416]" in out and "verified against" in out

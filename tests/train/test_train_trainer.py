@@ -7,8 +7,8 @@ import logging
 import numpy as np
 import pytest
 
-from viewfinder.detect.augment import Augment, BatchLoader, Sample
 from viewfinder.detect.darknet_cfg import parse_cfg_text
+from viewfinder.detect.train.augment import Augment, BatchLoader, Sample
 from viewfinder.errors import ConfigError, ModelError, ProviderError
 from viewfinder.train import (
     AmpPolicy,
@@ -24,7 +24,7 @@ from viewfinder.train import (
 torch = pytest.importorskip("torch")
 
 from viewfinder.detect.darknet import build_darknet  # noqa: E402
-from viewfinder.detect.loss import YoloTrainModel  # noqa: E402
+from viewfinder.detect.train.loss import YoloTrainModel  # noqa: E402
 
 CFG = "[net]\nwidth=64\nheight=64\nchannels=3\n" + "".join(
     f"[convolutional]\nbatch_normalize=1\nfilters={f}\nsize=3\nstride={s}\npad=1\n"

@@ -25,12 +25,25 @@ if TYPE_CHECKING:
 _PRECISIONS = ("f32", "bf16", "fp16", "int8")
 
 
+class _Precision(click.Choice):
+    """A precision choice that also accepts the aliases (``fp32`` for ``f32``)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+                ) -> Any:
+        from viewfinder.runtime.specs import PRECISION_ALIASES
+
+        return super().convert(PRECISION_ALIASES.get(str(value).lower(), value), param, ctx)
+
+
 @click.command("bench")
 @click.option("--model", "model", required=True, help="Zoo name or model file.")
 @click.option("--input", "inputs", multiple=True,
               help="DIR, FILE.npy, FILE.bin or image (repeatable); none = zeros.")
-@click.option("--output", "outdir", default=None, type=click.Path(file_okay=False),
-              help="Write one file per output tensor per input here.")
+@click.option("--out", "outdir", default=None, type=click.Path(file_okay=False),
+              help="Write one file per output tensor per input into this directory "
+                   "(created if missing; its parent must exist).")
+@click.option("--output", "outdir_alias", default=None, type=click.Path(file_okay=False),
+              hidden=True)
 @click.option("--outfmt", type=click.Choice(["txt", "bin", "npy"]), default="txt",
               show_default=True)
 @click.option("--loop", default=100, show_default=True, help="Timed passes over the inputs.")
@@ -39,11 +52,11 @@ _PRECISIONS = ("f32", "bf16", "fp16", "int8")
 @click.option("--shape", "shape_texts", multiple=True,
               help="Input shape for dynamic dims: 1,3,640,640 or name:1,3,640,640.")
 @click.option("--provider", default="cpu", show_default=True, help="ONNX Runtime provider.")
-@click.option("--backend", type=click.Choice(["ort", "openvino", "auto"]), default="ort",
-              show_default=True)
+@click.option("--backend", type=click.Choice(["auto", "ort", "openvino"]), default="auto",
+              show_default=True, help="auto: time both on this model, keep the faster.")
 @click.option("--backends", default=None,
               help="'all' or a comma list: table of backend x precision instead.")
-@click.option("--precision", type=click.Choice(_PRECISIONS), default="f32", show_default=True)
+@click.option("--precision", type=_Precision(_PRECISIONS), default="f32", show_default=True)
 @click.option("--variant", "variants", multiple=True, metavar="PRECISION=FILE",
               help="With --backends: the converted model to time at a precision "
                    "(e.g. int8=m.int8.onnx from `viewfinder convert`).")
@@ -70,10 +83,11 @@ def cli(**opts: Any) -> None:
     prints a backend x precision table with deltas against the f32 reference.
     """
     from viewfinder.runtime.bench import check_loop, run_bench
-    from viewfinder.runtime.zoo import resolve_model_arg
+    from viewfinder.runtime.zoo import resolve_model
 
     check_loop(opts["loop"], opts["warmup"])
-    path, spec = resolve_model_arg(opts["model"])
+    _check_outputs(opts)
+    path, spec = resolve_model(opts["model"])
     if opts["backends"]:
         _matrix(path, spec, opts)
         return
@@ -89,11 +103,43 @@ def cli(**opts: Any) -> None:
     _write(result, session, opts)
 
 
+def _check_outputs(opts: dict[str, Any]) -> None:
+    """Every output location, checked before any model is loaded or loop runs."""
+    from viewfinder.errors import InputFileError
+
+    alias = opts.pop("outdir_alias")
+    if alias is not None and opts["outdir"] is not None and alias != opts["outdir"]:
+        raise ConfigError(f"--out {opts['outdir']} and --output {alias}: give one directory")
+    opts["outdir"] = opts["outdir"] or alias
+    if opts["outdir"] is not None:
+        out = Path(opts["outdir"])
+        if out.exists() and not out.is_dir():
+            raise InputFileError(f"{out}: --out must be a directory")
+        if not out.exists() and not out.resolve().parent.is_dir():
+            raise InputFileError(f"{out}: --out's parent directory {out.parent} does not exist")
+    for flag, key in (("--json", "json_path"), ("--csv", "csv_path")):
+        if opts[key] is not None:
+            target = Path(opts[key])
+            if target.is_dir():
+                raise InputFileError(f"{target}: {flag} is a directory, expected a file name")
+            if not target.resolve().parent.is_dir():
+                raise InputFileError(f"{target}: {flag}'s directory {target.parent} does "
+                                     "not exist")
+
+
 def _load(path: Path, backend: str, precision: str, opts: dict[str, Any],
           spec: ModelSpec | None = None) -> Session:
-    """Load on ``backend``; ``auto`` first learns the input shapes so its trial uses them."""
+    """Load on ``backend``; ``auto`` first learns the input shapes so its trial uses them.
+
+    With ``auto``, a ``--provider`` other than cpu means ONNX Runtime and a ``--device``
+    other than cpu means OpenVINO (only that backend has it).
+    """
     from viewfinder.runtime.session import load_session
 
+    if backend == "auto" and opts["provider"].lower() != "cpu":
+        backend = "ort"
+    elif backend == "auto" and opts["device"].lower() != "cpu":
+        backend = "openvino"
     shapes = None
     if backend == "auto":
         probe = load_session(path, backend="ort", threads=opts["threads"])
@@ -194,6 +240,7 @@ def _write(result: BenchResult, session: Session, opts: dict[str, Any]) -> None:
     from viewfinder.runtime.bench_io import write_outputs
 
     if opts["outdir"]:
+        Path(opts["outdir"]).mkdir(exist_ok=True)
         for name, outs in result.outputs:
             write_outputs(opts["outdir"], name, outs, session.outputs, opts["outfmt"])
     if opts["json_path"]:
@@ -218,14 +265,16 @@ def _versions() -> dict[str, str]:
 
 def _compare(session: Session, samples: list[Sample], opts: dict[str, Any]) -> None:
     from viewfinder.runtime.bench import compare_outputs, run_interleaved
-    from viewfinder.runtime.zoo import resolve_model_arg
+    from viewfinder.runtime.specs import PRECISION_ALIASES
+    from viewfinder.runtime.zoo import resolve_model
 
     target = opts["compare"]
     backend, sep, precision = target.partition(":")
+    precision = PRECISION_ALIASES.get(precision.lower(), precision)
     if sep and backend in ("ort", "openvino", "auto") and precision in _PRECISIONS:
         other = _load(Path(session.path), backend, precision, opts)  # same model, other run
     else:
-        path2, spec2 = resolve_model_arg(target)
+        path2, spec2 = resolve_model(target)
         other = _load(path2, opts["backend"], opts["precision"], opts, spec2)
     samples2 = _adapt(samples, other)
     with _bar(opts["loop"]) as progress:
@@ -320,10 +369,12 @@ def _matrix(path: Path, spec: ModelSpec | None, opts: dict[str, Any]) -> None:
 
 def _variants(texts: tuple[str, ...]) -> dict[str, Path]:
     from viewfinder.fileio import check_readable
+    from viewfinder.runtime.specs import PRECISION_ALIASES
 
     out = {}
     for text in texts:
         precision, sep, file = text.partition("=")
+        precision = PRECISION_ALIASES.get(precision.lower(), precision)
         if not sep or precision not in _PRECISIONS:
             raise ConfigError(f"--variant {text}: expected PRECISION=FILE with PRECISION one "
                               f"of {', '.join(_PRECISIONS)}")

@@ -65,10 +65,22 @@ def _options(config: Path | None, precision: str | None, calib: tuple[str, ...],
     return merge(options, **overrides)
 
 
+class _Precision(click.Choice):
+    """A precision choice that also accepts the aliases (``fp32`` for ``f32``)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+                ) -> Any:
+        from viewfinder.runtime.specs import PRECISION_ALIASES
+
+        return super().convert(PRECISION_ALIASES.get(str(value).lower(), value), param, ctx)
+
+
 @click.command("convert")
-@click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Output file, written exactly as named (no suffix added).")
+@click.argument("model")
+@click.option("-o", "--out", "out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Output file, written exactly as named (no suffix added). Required.")
+@click.option("--output", "output_alias", type=click.Path(dir_okay=False, path_type=Path),
+              hidden=True)
 @click.option("--config", "config", type=click.Path(dir_okay=False, path_type=Path),
               help="TOML config ([preprocess], [shape], [precision]); flags override it.")
 @click.option("--input-format", "input_format",
@@ -89,7 +101,8 @@ def _options(config: Path | None, precision: str | None, calib: tuple[str, ...],
 @click.option("--input-name", help="Model input to preprocess (default: the only one).")
 @click.option("--batch", help="Batch size: an int, or 'dynamic'.")
 @click.option("--size", help="Fix the model input's size, WIDTHxHEIGHT.")
-@click.option("--precision", type=click.Choice(["fp32", "fp16", "int8"]), help="Weights/compute.")
+@click.option("--precision", type=_Precision(["f32", "fp16", "int8"]),
+              help="Weights/compute (f32 default; fp32 is accepted for f32).")
 @click.option("--fp16", "fp16", is_flag=True, help="Same as --precision fp16.")
 @click.option("--int8", "int8", is_flag=True, help="Same as --precision int8 (needs --calib).")
 @click.option("--calib", multiple=True, help="Calibration directory or files (images / .npy).")
@@ -108,12 +121,15 @@ def _options(config: Path | None, precision: str | None, calib: tuple[str, ...],
 @click.option("--prelu-to-relu", type=float, metavar="MAX_SLOPE",
               help="Inexact: PRelu with all |slopes| <= MAX_SLOPE becomes Relu (measured).")
 @click.option("--verify/--no-verify", default=None, help="Check against NumPy preprocessing.")
-def cli(model: Path, output: Path, config: Path | None, input_format: str | None,
-        precision: str | None, fp16: bool, int8: bool, calib: tuple[str, ...],
-        weights: Path | None, **kw) -> None:
-    """Convert MODEL (.onnx, or a Darknet .cfg) to OUTPUT with fused preprocessing."""
+def cli(model: str, out: Path | None, output_alias: Path | None, config: Path | None,
+        input_format: str | None, precision: str | None, fp16: bool, int8: bool,
+        calib: tuple[str, ...], weights: Path | None, **kw) -> None:
+    """Convert MODEL (a zoo name, an .onnx, or a Darknet .cfg) to --out with fused
+    preprocessing."""
     from viewfinder.runtime.convert import convert_model, format_report
 
+    output = _output(out, output_alias)
+    source, weights = _source(model, weights)
     if fp16 and int8:
         raise ConfigError("--fp16 and --int8: choose one precision")
     precision = "fp16" if fp16 else "int8" if int8 else precision
@@ -131,9 +147,37 @@ def cli(model: Path, output: Path, config: Path | None, input_format: str | None
                        keep_edges_float=kw["keep_edges_float"], optimize=kw["optimize"],
                        prelu_to_relu=kw["prelu_to_relu"],
                        verify=kw["verify"])
-    report = _run(convert_model, model, output, options, weights)
+    report = _run(convert_model, source, output, options, weights)
     for line in format_report(report):
         click.echo(line)
+
+
+def _output(out: Path | None, alias: Path | None) -> Path:
+    """``--out`` (``-o``; the old ``--output`` still works), checked before any work."""
+    from viewfinder.errors import InputFileError
+
+    if out is not None and alias is not None and out != alias:
+        raise ConfigError(f"--out {out} and --output {alias}: give one output file")
+    target = out or alias
+    if target is None:
+        raise ConfigError("--out FILE is required (the converted model)")
+    if target.is_dir():
+        raise InputFileError(f"{target}: --out is a directory, expected a file name")
+    if not (target.parent if str(target.parent) else Path(".")).is_dir():
+        raise InputFileError(f"{target}: output directory {target.parent} does not exist")
+    return target
+
+
+def _source(model: str, weights: Path | None) -> tuple[Path, Path | None]:
+    """MODEL through the one resolver (zoo names too); a zoo Darknet model brings its
+    ``.weights`` (wherever the zoo found it) unless ``--weights`` is given."""
+    from viewfinder.runtime import zoo
+
+    path, spec = zoo.resolve_model(model)
+    if weights is None and spec is not None and path.suffix.lower() == ".cfg":
+        found = [p for p in zoo.resolve_files(spec.name).values() if p.suffix == ".weights"]
+        weights = found[0] if found else None
+    return path, weights
 
 
 def _std(std: str | None, scale: str | None) -> tuple[float, ...] | None:

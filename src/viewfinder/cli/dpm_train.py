@@ -3,16 +3,65 @@
 The ``dpm`` group (:mod:`viewfinder.cli.dpm`) calls :func:`register` to add these
 commands. Every :class:`~viewfinder.dpm.train.params.TrainParams` field is an option,
 with its voc-release default and source in the help.
+
+Registering imports nothing of the library: the options are read from ``TrainParams``,
+and importing :mod:`viewfinder.dpm.train.params` imports :mod:`viewfinder.dpm` (numba,
+scipy: 0.7 s), so each command is built only when it is invoked or its own help is
+shown (:class:`_Deferred`); ``viewfinder --help`` and ``viewfinder dpm --help`` stay fast.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 import click
 
 __all__ = ["register"]
+
+_TRAIN_HELP = "Train a deformable part model (voc-release latent SVM) for one class."
+_EVAL_HELP = "Held-out AP (VOC2007 11-point) of a trained model."
+
+
+class _Deferred(click.Command):
+    """Stands for a command that ``build`` makes on first use.
+
+    Listing it (``viewfinder dpm --help``) needs only its name and help; parsing its
+    arguments, invoking it or showing its own help builds the real command, whose
+    context then runs it.
+    """
+
+    def __init__(self, name: str, build: Callable[[], click.Command], help_text: str) -> None:
+        super().__init__(name, help=help_text)
+        self._build = build
+        self._real: click.Command | None = None
+
+    @property
+    def real(self) -> click.Command:
+        """The real command (built once)."""
+        if self._real is None:
+            self._real = self._build()
+        return self._real
+
+    def make_context(self, info_name: str | None, args: list[str],
+                     parent: click.Context | None = None, **extra: Any) -> click.Context:
+        return self.real.make_context(info_name, args, parent=parent, **extra)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        return self.real.invoke(ctx)
+
+    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
+        return self.real.get_params(ctx)
+
+    def get_usage(self, ctx: click.Context) -> str:
+        return self.real.get_usage(ctx)
+
+    def get_help(self, ctx: click.Context) -> str:
+        return self.real.get_help(ctx)
+
+    def to_info_dict(self, ctx: click.Context) -> dict[str, Any]:
+        return self.real.to_info_dict(ctx)
 
 
 def _param_options(func: Any) -> Any:
@@ -72,7 +121,7 @@ class _StageProgress:
 
 
 def _train_command() -> click.Command:
-    @click.command("train")
+    @click.command("train", help=_TRAIN_HELP)
     @click.option("--voc", "voc", required=True, type=click.Path(), help="VOC-layout set.")
     @click.option("--class", "cls", required=True, help="Class to train (as annotated).")
     @click.option("--out", "out", required=True, type=click.Path(), help="Run directory "
@@ -82,7 +131,6 @@ def _train_command() -> click.Command:
                   "interval 4) before the options below.")
     @_param_options
     def train_cmd(voc: str, cls: str, out: str, split: str, small: bool, **options: Any) -> None:
-        """Train a deformable part model (voc-release latent SVM) for one class."""
         from rich.console import Console
         from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn
 
@@ -105,17 +153,16 @@ def _train_command() -> click.Command:
 
 
 def _eval_command() -> click.Command:
-    @click.command("eval")
+    @click.command("eval", help=_EVAL_HELP)
     @click.option("--voc", "voc", required=True, type=click.Path(), help="VOC-layout set.")
     @click.option("--model", "model_path", required=True, type=click.Path(),
                   help="Run directory (its final.npz) or a trained .npz.")
     @click.option("--split", default="test", show_default=True, help="Image set to evaluate.")
     @click.option("--class", "cls", default=None, help="Class name (default: the model's).")
-    @click.option("--threshold", type=float, default=None,
-                  help="Detection threshold (default: min(model threshold, -1)).")
+    @click.option("--score", "threshold", type=float, default=None,
+                  help="Score threshold (default: min(model threshold, -1)).")
     def eval_cmd(voc: str, model_path: str, split: str, cls: str | None,
                  threshold: float | None) -> None:
-        """Held-out AP (VOC2007 11-point) of a trained model."""
         from rich.console import Console
         from rich.progress import Progress
 
@@ -134,6 +181,6 @@ def _eval_command() -> click.Command:
 
 
 def register(group: click.Group) -> None:
-    """Add ``train`` and ``eval`` to the ``viewfinder dpm`` group."""
-    group.add_command(_train_command())
-    group.add_command(_eval_command())
+    """Add ``train`` and ``eval`` to the ``viewfinder dpm`` group (built on first use)."""
+    group.add_command(_Deferred("train", _train_command, _TRAIN_HELP))
+    group.add_command(_Deferred("eval", _eval_command, _EVAL_HELP))

@@ -81,7 +81,7 @@ def info_cmd(file: Path, as_json: bool) -> None:
 # ------------------------------------------------------------------------- yuv
 @cli.command("to-yuv")
 @click.argument("image", type=click.Path(path_type=Path))
-@click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
+@click.option("-o", "--out", "output", type=click.Path(path_type=Path), required=True,
               help="The raw .yuv file to write.")
 @click.option("--format", "fmt", type=_FORMATS, default="nv12", show_default=True)
 @click.option("--align", default="none", show_default=True,
@@ -126,7 +126,7 @@ def _with_yuv_options(fn: Any) -> Any:
 
 @cli.command("from-yuv")
 @click.argument("yuv", type=click.Path(path_type=Path))
-@click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
+@click.option("-o", "--out", "output", type=click.Path(path_type=Path), required=True,
               help="Image to write (.jpg, .png, .bmp, .webp).")
 @_with_yuv_options
 @click.option("--quality", default=95, show_default=True, help="JPEG/WebP quality.")
@@ -144,7 +144,7 @@ def from_yuv_cmd(yuv: Path, output: Path, size: str, fmt: str, align: str, index
 # ------------------------------------------------------------------------- resize
 @cli.command("resize")
 @click.argument("source", type=click.Path(path_type=Path))
-@click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
+@click.option("-o", "--out", "output", type=click.Path(path_type=Path), required=True,
               help="Image or .yuv to write.")
 @click.option("--size", "out_size", required=True, help="Output size WxH.")
 @click.option("--mode", type=_MODES, default="bilinear", show_default=True)
@@ -190,7 +190,7 @@ def resize_cmd(source: Path, output: Path, out_size: str, mode: str, letterbox: 
 # ------------------------------------------------------------------------- video
 @cli.command("demux")
 @click.argument("video", type=click.Path(path_type=Path))
-@click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
+@click.option("-o", "--out", "output", type=click.Path(path_type=Path), required=True,
               help="Annex-B elementary stream to write (.h264 / .h265).")
 def demux_cmd(video: Path, output: Path) -> None:
     """Copy the H.264/H.265 stream out of VIDEO as Annex-B (no re-encoding)."""
@@ -202,7 +202,7 @@ def demux_cmd(video: Path, output: Path) -> None:
 
 @cli.command("frames")
 @click.argument("video", type=click.Path(path_type=Path))
-@click.option("-o", "--output", "out_dir", type=click.Path(path_type=Path), required=True,
+@click.option("-o", "--out", "out_dir", type=click.Path(path_type=Path), required=True,
               help="Directory for the frames (created).")
 @click.option("--format", "out_format", type=click.Choice(["jpg", "png", "yuv"]),
               default="jpg", show_default=True, help="jpg/png images or raw NV12 .yuv files.")
@@ -224,6 +224,11 @@ def frames_cmd(ctx: click.Context, video: Path, out_dir: Path, out_format: str, 
                                max_frames=max_frames, quality=quality, threads=threads,
                                progress=advance)
     click.echo(f"wrote {result.written} frames to {out_dir} ({out_format})")
+    if out_format == "yuv" and result.written:
+        # video is usually limited range, while from-yuv assumes JPEG's full range by default
+        click.echo(f"the frames are NV12, {result.matrix} {result.yuv_range} range: read them "
+                   f"back with `viewfinder media from-yuv FILE --size WxH --range "
+                   f"{result.yuv_range} --matrix {result.matrix}`")
     if result.errors:
         for index, message in result.errors:
             click.echo(f"frame {index}: {message}", err=True)
@@ -234,7 +239,7 @@ def frames_cmd(ctx: click.Context, video: Path, out_dir: Path, out_format: str, 
 
 @cli.command("encode")
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
+@click.option("-o", "--out", "output", type=click.Path(path_type=Path), required=True,
               help="Video to write (.mp4, .mkv, .mov).")
 @click.option("--fps", type=float, default=25.0, show_default=True)
 @click.option("--codec", type=click.Choice(["h264", "h265"]), default="h264", show_default=True)

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
+
+if TYPE_CHECKING:
+    from viewfinder.runtime.specs import InputSpec
 
 
 def _human(size: int | None) -> str:
@@ -53,7 +58,7 @@ def info_cmd(name: str) -> None:
         size = f"{i.size[0]}x{i.size[1]}" if i.size else f"dynamic (default {i.image_size[0]}x"
         size += "" if i.size else f"{i.image_size[1]}, multiple of {i.multiple})"
         click.echo(f"  input: {i.name} {i.layout} {i.color} {size}, mean {i.mean}, std {i.std}, "
-                   f"resize {i.resize}")
+                   f"resize {i.resize}{_placement(i)}")
     if spec.output_layout:
         click.echo(f"  outputs: {spec.output_layout}")
     for f in spec.files:
@@ -64,6 +69,15 @@ def info_cmd(name: str) -> None:
         click.echo(f"    local: {local or 'not present'}")
     if spec.notes:
         click.echo(f"  notes: {spec.notes}")
+
+
+def _placement(i: InputSpec) -> str:
+    """Where the image goes on the input: letterbox placement and padding, crop margin."""
+    if i.resize == "letterbox":
+        return f" ({'centred' if i.center else 'top-left'}, pad {i.pad_value:g})"
+    if i.resize == "crop":
+        return f" (box centre, side {i.crop_margin:g} x the longer box side)"
+    return ""
 
 
 @cli.command("fetch")

@@ -41,7 +41,7 @@ def cli() -> None:
 @click.option("--no-eval", is_flag=True, help="Skip the VOC AP evaluation on the test split.")
 def yolo(no_eval: bool, **kw) -> None:
     """Train a Darknet YOLO on a VOC data set; prints loss and loss scale every step."""
-    from viewfinder.train.yolo import YoloTrainConfig, train_yolo
+    from viewfinder.detect.train.recipe import YoloTrainConfig, train_yolo
 
     config = YoloTrainConfig(**kw, eval_split=None if no_eval else "test")
 

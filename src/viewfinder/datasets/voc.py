@@ -16,6 +16,7 @@ corners.
 
 from __future__ import annotations
 
+import math
 import os
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Sequence
@@ -23,9 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
+import defusedxml
+import defusedxml.ElementTree as defused_et
 import numpy as np
 
-from viewfinder.errors import DatasetError, FormatError, InputFileError
+from viewfinder.errors import DatasetError, FormatError, InputFileError, UnsafeXMLError
 from viewfinder.fileio import atomic_write_text
 
 __all__ = [
@@ -116,36 +119,76 @@ def _number(node: ET.Element, tag: str, where: str, default: str | None = None) 
         raise DatasetError(f"{where}: <{tag}> is {value!r}, expected a number") from None
 
 
+def _finite(node: ET.Element, tag: str, where: str, default: str | None = None) -> float:
+    value = _number(node, tag, where, default)
+    if not math.isfinite(value):
+        raise DatasetError(f"{where}: <{tag}> is {value}, expected a finite number")
+    return value
+
+
+def _integer(node: ET.Element, tag: str, where: str, default: str | None = None) -> int:
+    return int(_finite(node, tag, where, default))
+
+
 def _object(node: ET.Element, where: str) -> VOCObject:
     box = node.find("bndbox")
     if box is None:
         raise DatasetError(f"{where}: an <object> has no <bndbox>")
-    corners = tuple(_number(box, t, where) for t in ("xmin", "ymin", "xmax", "ymax"))
+    corners = tuple(_finite(box, t, where) for t in ("xmin", "ymin", "xmax", "ymax"))
     return VOCObject(
         name=_text(node, "name", where),
         box=corners,  # type: ignore[arg-type]
-        difficult=bool(int(_number(node, "difficult", where, "0"))),
-        truncated=bool(int(_number(node, "truncated", where, "0"))),
+        difficult=bool(_integer(node, "difficult", where, "0")),
+        truncated=bool(_integer(node, "truncated", where, "0")),
     )
 
 
+def _parse_xml(xml: str | bytes, where: str) -> ET.Element:
+    """Parse untrusted XML with defusedxml: entity declarations and external references
+    (DTDs, entities) are refused, so a 'billion laughs' or XXE file cannot expand or
+    reach the file system or network."""
+    try:
+        return defused_et.fromstring(xml, forbid_dtd=False, forbid_entities=True,
+                                     forbid_external=True)
+    except defusedxml.EntitiesForbidden as exc:
+        if exc.sysid or exc.pubid:
+            raise UnsafeXMLError(f"{where}: XML declares external entity {exc.name!r} "
+                                 f"({exc.sysid or exc.pubid}); external entities are refused "
+                                 "(they read local files or URLs)") from None
+        raise UnsafeXMLError(f"{where}: XML declares entity {exc.name!r}; entity "
+                             "declarations are refused (entity-expansion bombs)") from None
+    except (defusedxml.ExternalReferenceForbidden, defusedxml.DTDForbidden) as exc:
+        raise UnsafeXMLError(f"{where}: XML refers to an external resource "
+                             f"({_one_line(exc)}); external entities and DTDs are "
+                             "refused") from None
+    except defusedxml.DefusedXmlException as exc:
+        raise UnsafeXMLError(f"{where}: unsafe XML refused ({_one_line(exc)})") from None
+    except ET.ParseError as exc:
+        raise DatasetError(f"{where}: malformed XML ({_one_line(exc)})") from None
+    except (ValueError, LookupError, UnicodeError) as exc:
+        raise DatasetError(f"{where}: malformed XML ({_one_line(exc)})") from None
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
 def parse_annotation(xml: str | bytes, where: str = "<annotation>") -> Annotation:
-    """Parse one VOC XML record.
+    """Parse one VOC XML record (through defusedxml: entities and external references
+    are refused).
 
     Raises:
         DatasetError: malformed XML or a missing required field (named in the message).
+        UnsafeXMLError: the XML declares entities or refers to external resources.
     """
-    try:
-        root = ET.fromstring(xml)
-    except ET.ParseError as exc:
-        raise DatasetError(f"{where}: malformed XML ({exc})") from None
+    root = _parse_xml(xml, where)
     size = root.find("size")
     if size is None:
         raise DatasetError(f"{where}: missing <size>")
     return Annotation(
-        width=int(_number(size, "width", where)),
-        height=int(_number(size, "height", where)),
-        depth=int(_number(size, "depth", where, "3")),
+        width=_integer(size, "width", where),
+        height=_integer(size, "height", where),
+        depth=_integer(size, "depth", where, "3"),
         filename=_text(root, "filename", where, ""),
         objects=tuple(_object(o, where) for o in root.findall("object")),
     )

@@ -15,6 +15,7 @@ decode lives in :mod:`viewfinder.detect.yolo` and, for export, :class:`YoloDecod
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,8 @@ from viewfinder.errors import MissingDependencyError
 
 __all__ = ["build_darknet", "load_weights", "save_weights"]
 
-BN_EPS = 1e-5
+BN_EPS = 1e-5  # training (batch statistics), as torch and cuDNN Darknet use
+DARKNET_STD_EPS = 1e-6  # eval: Darknet's CPU normalize_cpu, (x - mean) / (sqrt(var) + 1e-6)
 
 
 def _torch() -> Any:
@@ -55,10 +57,29 @@ def _conv_block(layer: LayerSpec) -> Any:
                                        layer.get_int("stride", 1), pad,
                                        groups=layer.get_int("groups", 1), bias=not bn))
     if bn:
-        block.add_module("bn", nn.BatchNorm2d(layer.get_int("filters"), eps=BN_EPS,
-                                              momentum=0.01))
+        block.add_module("bn", _batch_norm_class()(layer.get_int("filters"), eps=BN_EPS,
+                                                   momentum=0.01))
     block.add_module("act", _activation(layer.options.get("activation", "logistic")))
     return block
+
+
+@functools.cache
+def _batch_norm_class() -> Any:
+    nn = _torch().nn
+
+    class DarknetBatchNorm2d(nn.BatchNorm2d):
+        """``BatchNorm2d`` that, in eval mode, normalises as Darknet's CPU code does:
+        ``(x - mean) / (sqrt(var) + 1e-6)`` (the epsilon on the std, not the variance),
+        so the module and the ONNX export (:func:`darknet_export._fold_bn`) agree."""
+
+        def forward(self, x: Any) -> Any:
+            if self.training or self.running_var is None:
+                return super().forward(x)
+            shape = (1, -1, 1, 1)
+            k = self.weight / (self.running_var.sqrt() + DARKNET_STD_EPS)
+            return (x - self.running_mean.view(shape)) * k.view(shape) + self.bias.view(shape)
+
+    return DarknetBatchNorm2d
 
 
 def _maxpool(layer: LayerSpec) -> Any:

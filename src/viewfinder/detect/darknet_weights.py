@@ -68,6 +68,21 @@ def expected_weights_size(spec: NetSpec, header_bytes: int = 20) -> int:
     return header_bytes + 4 * floats
 
 
+def _shortfall(path: Path, spec: NetSpec, header_bytes: int, size: int, expected: int) -> str:
+    """The message for a file too short for ``spec``: where its data runs out."""
+    left = (size - header_bytes) // 4
+    for layer in spec.layers:
+        if layer.kind != "convolutional":
+            continue
+        for name, count in conv_param_counts(layer):
+            if count > left:
+                return (f"{path}: ran out of data at {layer.where} reading {name} ({count} "
+                        f"floats, {left} left); file has {size} bytes, cfg {spec.source} "
+                        f"needs {expected}")
+            left -= count
+    return f"{path}: file has {size} bytes, cfg {spec.source} needs {expected}"
+
+
 def read_weights(
     path: str | os.PathLike[str], spec: NetSpec, *, strict: bool = True
 ) -> tuple[WeightsHeader, dict[int, dict[str, np.ndarray]]]:
@@ -83,36 +98,38 @@ def read_weights(
         weights shaped ``(filters, C/groups, k, k)``.
 
     Raises:
-        ModelError: the file is too short (naming the layer where it ran out) or too long.
+        ModelError: the file is too short (naming the layer where it ran out) or too long,
+            found from its size before any weight is read (expected and actual bytes in
+            the message).
     """
     p = check_readable(path, "Darknet weights file")
-    data = Path(p).read_bytes()
-    header = _read_header(data, str(p))
-    floats = np.frombuffer(data, "<f4", (len(data) - header.nbytes) // 4, offset=header.nbytes)
+    size = p.stat().st_size
+    with open(p, "rb") as fh:
+        header = _read_header(fh.read(20), str(p))
     expected = expected_weights_size(spec, header.nbytes)
+    if size < expected:  # refused from the file size alone, before reading any weight
+        raise ModelError(_shortfall(p, spec, header.nbytes, size, expected))
+    extra = size - expected
+    if extra:
+        msg = (f"{p}: {extra} bytes left over after the last convolutional layer; file has "
+               f"{size} bytes, cfg {spec.source} needs {expected}")
+        if strict:
+            raise ModelError(msg)
+        log.warning(msg)
+    with open(p, "rb") as fh:
+        fh.seek(header.nbytes)
+        floats = np.frombuffer(fh.read(expected - header.nbytes), "<f4")
     pos, tensors = 0, {}
     for layer in spec.layers:
         if layer.kind != "convolutional":
             continue
         parts = {}
         for name, count in conv_param_counts(layer):
-            if pos + count > floats.size:
-                raise ModelError(
-                    f"{p}: ran out of data at {layer.where} reading {name} ({count} floats, "
-                    f"{floats.size - pos} left); file has {len(data)} bytes, cfg {spec.source} "
-                    f"needs {expected}")
             parts[name] = floats[pos:pos + count].copy()
             pos += count
-        filters, size = layer.get_int("filters"), layer.get_int("size", 1)
-        parts["weight"] = parts["weight"].reshape(filters, -1, size, size)
+        filters, ksize = layer.get_int("filters"), layer.get_int("size", 1)
+        parts["weight"] = parts["weight"].reshape(filters, -1, ksize, ksize)
         tensors[layer.index] = parts
-    extra = len(data) - header.nbytes - 4 * pos
-    if extra:
-        msg = (f"{p}: {extra} bytes left over after the last convolutional layer; file has "
-               f"{len(data)} bytes, cfg {spec.source} needs {expected}")
-        if strict:
-            raise ModelError(msg)
-        log.warning(msg)
     return header, tensors
 
 

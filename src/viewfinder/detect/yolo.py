@@ -26,7 +26,7 @@ import numpy as np
 
 from viewfinder.config import cache_dir, models_dirs
 from viewfinder.detect.darknet_cfg import YoloHead
-from viewfinder.detect.darknet_export import METADATA_KEY
+from viewfinder.detect.darknet_export import EXPORT_VERSION, METADATA_KEY
 from viewfinder.errors import (
     ConfigError,
     ModelError,
@@ -34,17 +34,18 @@ from viewfinder.errors import (
     ShapeError,
     check_shape,
 )
-from viewfinder.media.transforms import AffineTransform, letterbox
+from viewfinder.media.transforms import AffineTransform
 from viewfinder.ops.boxes import batched_nms, clip_boxes
 from viewfinder.runtime.base import Session
 from viewfinder.runtime.session import load_session
 from viewfinder.structures import Detections
 
-__all__ = ["YoloDetector", "decode_candidates", "decode_outputs", "load_yolo", "postprocess", "preprocess"]
+__all__ = ["YoloDetector", "darknet_fit", "darknet_resize", "decode_candidates", "decode_outputs",
+           "load_yolo", "postprocess", "preprocess"]
 
 log = logging.getLogger(__name__)
 
-PAD_VALUE = 128  # Darknet fills the letterbox with 0.5
+PAD_VALUE = 0.5  # Darknet's letterbox fill (0..1 scale)
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -143,19 +144,95 @@ def postprocess(boxes: np.ndarray, scores: np.ndarray, conf: float, iou: float,
     return b[keep].astype(np.float32), s[keep].astype(np.float32), c[keep].astype(np.int64)
 
 
+def darknet_fit(in_w: int, in_h: int, net_w: int, net_h: int) -> tuple[int, int]:
+    """``(new_w, new_h)`` of the resized image inside the letterbox, as Darknet rounds it.
+
+    ``letterbox_image`` and ``correct_yolo_boxes`` compare the two scales in float32,
+    fit the longer side exactly and truncate the other (``new_h = in_h * net_w / in_w``
+    in integer arithmetic), where :func:`viewfinder.media.transforms.letterbox` rounds.
+    """
+    if np.float32(net_w) / np.float32(in_w) < np.float32(net_h) / np.float32(in_h):
+        return net_w, max(1, in_h * net_w // in_w)
+    return max(1, in_w * net_h // in_h), net_h
+
+
+def _axis_taps(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
+    """Source index and weight of each output position (Darknet's ``resize_image``).
+
+    Darknet maps corner to corner: ``s = i * (float)(n_in - 1) / (n_out - 1)`` in
+    float32, ``ix = (int)s``, ``dx = s - ix``; the last output takes the last input.
+    """
+    if n_out == 1 or n_in == 1:
+        return np.full(n_out, n_in - 1, np.int64), np.zeros(n_out, np.float32)
+    s = np.arange(n_out, dtype=np.float32) * (np.float32(n_in - 1) / np.float32(n_out - 1))
+    ix = np.minimum(s.astype(np.int64), n_in - 1)
+    return ix, s - ix.astype(np.float32)
+
+
+def darknet_resize(image: np.ndarray, w: int, h: int) -> np.ndarray:
+    """Darknet's ``resize_image`` of an ``(H, W, C)`` image; returns planar ``(C, h, w)``
+    float32 (Darknet's layout, channels in the input's order).
+
+    ``uint8`` pixels are read as ``v / 255`` first (Darknet's ``load_image``); float
+    input is used as is. Bilinear with corners aligned, in two float32 passes: across,
+    then down, where the last output row takes only ``(1 - dy)`` of its top source row
+    (Darknet skips the second tap there). Reproduced operation for operation, so the
+    result is bit-identical to Darknet's; only the input rows the second pass reads
+    go through the first.
+    """
+    in_h, in_w = image.shape[:2]
+    ix, dx = _axis_taps(in_w, w)
+    iy, dy = _axis_taps(in_h, h)
+    down = h > 1 and in_h > 1
+    rows = np.unique(np.concatenate([iy, iy[:-1] + 1])) if down else np.unique(iy)
+    src = np.ascontiguousarray(image.take(rows, axis=0).transpose(2, 0, 1))
+
+    def unit(a: np.ndarray) -> np.ndarray:
+        a = a.astype(np.float32)
+        if image.dtype == np.uint8:  # float32 v / 255 equals (float)(v / 255.) for all v
+            a /= np.float32(255)
+        return a
+
+    part = unit(src.take(ix, axis=2))
+    if w > 1 and in_w > 1:
+        part *= np.float32(1) - dx
+        right = unit(src.take(np.minimum(ix + 1, in_w - 1), axis=2))
+        right *= dx
+        part += right
+        part[:, :, -1] = unit(src[:, :, -1])
+    out = part.take(np.searchsorted(rows, iy), axis=1)
+    if down:
+        out *= (np.float32(1) - dy)[:, None]
+        below = part.take(np.searchsorted(rows, iy[:-1] + 1), axis=1)
+        below *= dy[:-1, None]
+        out[:, :-1] += below
+    return out
+
+
 def preprocess(image: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, AffineTransform]:
-    """BGR uint8 image to a ``(1, 3, H, W)`` RGB float32 0..1 blob (Darknet letterbox).
+    """BGR uint8 image to a ``(1, 3, H, W)`` RGB float32 0..1 blob: Darknet's letterbox.
+
+    As ``letterbox_image`` does it: pixels to ``v / 255``, :func:`darknet_fit` size,
+    :func:`darknet_resize`, a canvas of 0.5 with the image at
+    ``((W - new_w) // 2, (H - new_h) // 2)``.
 
     Returns:
-        The blob and the letterbox transform (its inverse maps boxes back).
+        The blob and the transform whose inverse maps network-input boxes back to the
+        image as Darknet's ``correct_yolo_boxes`` does (offset ``(W - new_w) / 2``, not
+        rounded, scale ``new_w / w``). Its ``apply_image`` is not Darknet's resize.
     """
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ShapeError(f"image: expected (H, W, 3) uint8 BGR, got {image.shape} {image.dtype}")
-    h, w = size
-    t = letterbox(image.shape[1], image.shape[0], w, h, center=True, pad_value=PAD_VALUE)
-    boxed = t.apply_image(image)
-    blob = boxed[..., ::-1].transpose(2, 0, 1)[None].astype(np.float32) * np.float32(1 / 255)
-    return np.ascontiguousarray(blob), t
+    net_h, net_w = size
+    in_h, in_w = image.shape[:2]
+    new_w, new_h = darknet_fit(in_w, in_h, net_w, net_h)
+    resized = darknet_resize(image, new_w, new_h)
+    blob = np.full((1, 3, net_h, net_w), PAD_VALUE, np.float32)
+    x0, y0 = (net_w - new_w) // 2, (net_h - new_h) // 2
+    blob[0, :, y0:y0 + new_h, x0:x0 + new_w] = resized[::-1]  # BGR to RGB
+    t = AffineTransform(new_w / in_w, new_h / in_h, (net_w - new_w) / 2, (net_h - new_h) / 2,
+                        net_w, net_h, in_w, in_h, pad_value=PAD_VALUE * 255)
+    return blob, t
 
 
 @dataclass(frozen=True)
@@ -271,7 +348,7 @@ def _cached_onnx(cfg: Path, weights: Path, size: int, kind: str,
     from viewfinder.detect.darknet_export import export_onnx
 
     st = weights.stat()
-    key = hashlib.sha256(cfg.read_bytes() + f"{st.st_size}:{st.st_mtime_ns}:{size}:{kind}:"
+    key = hashlib.sha256(cfg.read_bytes() + f"{st.st_size}:{st.st_mtime_ns}:{size}:{kind}:v{EXPORT_VERSION}:"
                          f"{','.join(names)}".encode()).hexdigest()[:16]
     out = cache_dir() / "detect" / f"{cfg.stem}-{size}-{kind}-{key}.onnx"
     if not out.is_file():

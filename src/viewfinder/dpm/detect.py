@@ -86,11 +86,15 @@ class DPMDetections:
 
     def to_detections(self, names: tuple[str, ...] | None = None, class_id: int = 0
                       ) -> Detections:
-        """As :class:`viewfinder.structures.Detections` (continuous 0-based corners)."""
+        """As :class:`viewfinder.structures.Detections` (continuous 0-based corners), with
+        the root and part boxes in ``parts`` and the component in ``data["component"]``."""
         boxes = self.boxes.copy()
         boxes[:, :2] -= 1
+        parts = self.part_boxes.copy()
+        parts[..., :2] -= 1
         names = names if names is not None else ((self.name,) if self.name else ())
-        return Detections(boxes, self.scores, np.full(len(self), class_id, np.int64), names)
+        return Detections(boxes, self.scores, np.full(len(self), class_id, np.int64), names,
+                          parts=parts, data={"component": self.components})
 
     def to_dicts(self) -> list[dict[str, Any]]:
         """JSON-ready dicts: devkit ``box``, ``score``, ``component``, ``parts``."""

@@ -1,58 +1,32 @@
-"""Finding DPM models by name: the runtime model zoo, ``VIEWFINDER_MODELS``, or a path."""
+"""Finding DPM models: a zoo name (``VOC2007_person``, ``dpm/VOC2007_person``) or a path.
+
+Names go through the one model resolver, :func:`viewfinder.runtime.zoo.resolve_model`
+(``VIEWFINDER_MODELS``, the cache, or a download; every local copy checksum-verified).
+A copy that fails its checksum is an error: it is never looked up again by file name.
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-from viewfinder.config import models_dirs, shared_dir
 from viewfinder.dpm.model import Model, load_voc_release5
-from viewfinder.errors import ModelNotFoundError, ViewfinderError
 
 __all__ = ["load_model", "resolve_model_path"]
 
-_SUBDIR = Path("dpm") / "voc-release5"
-
-
-def _candidates(name: str) -> list[str]:
-    """File names a model name may have: ``VOC2007_person`` → ``VOC2007_person_final.mat``."""
-    base = name.removeprefix("dpm/")
-    names = [base, f"{base}.mat", f"{base}_final.mat"]
-    if base == "INRIA_person":
-        names.append("INRIA_inriaperson_final.mat")
-    return names
-
 
 def resolve_model_path(name_or_path: str | os.PathLike[str]) -> Path:
-    """The ``.mat`` file of a model given as a path, a zoo name or a bare name.
-
-    Tries, in order: an existing file; ``viewfinder.runtime.zoo.resolve("dpm/<name>")``
-    (local directories and cache, no download); ``<VIEWFINDER_MODELS>/dpm/voc-release5/``;
-    the shared data directory's ``models/dpm/voc-release5/``.
+    """The ``.mat`` file of a model given as a zoo name, a zoo file name or a path.
 
     Raises:
-        ModelNotFoundError: nothing matches (the message lists where it looked).
+        ModelError: the zoo's copy fails its checksum (one line naming the file), or the
+            name is a zoo model of another task.
+        ModelNotFoundError: neither an existing file nor a DPM in the zoo (close names
+            listed), or the zoo file is not available.
     """
-    p = Path(name_or_path)
-    if p.is_file():
-        return p
-    name = str(name_or_path)
-    zoo_name = name if name.startswith("dpm/") else f"dpm/{name}"
-    try:
-        from viewfinder.runtime import zoo
+    from viewfinder.runtime.zoo import resolve_model
 
-        return Path(zoo.resolve(zoo_name, fetch=False))
-    except (ImportError, ViewfinderError):  # no zoo yet, unknown name, or not local
-        pass
-    dirs = [*models_dirs(), shared_dir() / "models"]
-    for d in dirs:
-        for sub in (_SUBDIR, Path("dpm"), Path(".")):
-            for fname in _candidates(name):
-                if (d / sub / fname).is_file():
-                    return d / sub / fname
-    where = ", ".join(str(d / _SUBDIR) for d in dirs)
-    raise ModelNotFoundError(f"DPM model {name!r}: not a file, not in the model zoo, and not "
-                             f"found in {where}")
+    return resolve_model(name_or_path, task="dpm", identify=False)[0]
 
 
 def load_model(name_or_path: str | os.PathLike[str]) -> Model:

@@ -1,11 +1,24 @@
-"""Detection files for evaluation: JSON lines and the devkit's ``comp4_det_<split>_<cls>.txt``.
+"""Detection files for evaluation: JSON lines, JSON arrays and the devkit's comp4 files.
 
-JSON lines (``.jsonl``/``.json``), one detection per line, boxes in
-:class:`~viewfinder.structures.Detections` coordinates (continuous, 0-based corners)::
+JSON lines (``.jsonl``/``.json``/``.ndjson``), boxes in
+:class:`~viewfinder.structures.Detections` coordinates (continuous, 0-based corners).
+Two record kinds, which may be mixed:
+
+* one record per image or frame (what ``viewfinder detect`` and ``viewfinder dpm
+  detect`` write); an empty ``detections`` list still counts the image as covered::
+
+    {"source": "imgs/", "path": "imgs/000001.jpg", "image_id": "000001", "frame": null,
+     "time": null, "width": 353, "height": 500,
+     "detections": [{"box": [47.0, 239.0, 195.0, 371.0], "score": 0.93,
+                     "label": "person", "class_id": 0}]}
+
+* one detection per line::
 
     {"image_id": "000001", "label": "person", "score": 0.93, "box": [47.0, 239.0, 195.0, 371.0]}
 
-(extra keys are ignored; ``viewfinder dpm detect --json`` writes this format).
+A ``.json`` file may also hold a JSON array of such records. Extra keys are ignored.
+A detection must carry its class name (``label``): a missing or empty one, or a label
+that is only the class id (a detector without class names), is an error.
 
 Devkit files (``comp4_det_test_person.txt``), one per class, boxes in devkit
 coordinates (1-based, inclusive)::
@@ -22,12 +35,13 @@ import os
 import re
 from collections.abc import Iterable
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from viewfinder.errors import FormatError, InputFileError
 from viewfinder.fileio import atomic_write_text
 
-__all__ = ["DetectionRecord", "read_detections", "write_comp4", "write_jsonl"]
+__all__ = ["DetectionFile", "DetectionRecord", "read_detection_file", "read_detections",
+           "write_comp4", "write_jsonl"]
 
 _COMP = re.compile(r"^comp\d+_det_(?P<split>[^_]+)_(?P<cls>.+)\.txt$")
 
@@ -41,25 +55,98 @@ class DetectionRecord(NamedTuple):
     box: tuple[float, float, float, float]
 
 
-def _parse_json_line(line: str, where: str) -> DetectionRecord:
+class DetectionFile(NamedTuple):
+    """What a detections file holds.
+
+    Attributes:
+        records: The detections, in file order.
+        images: Image ids the file covers: those of per-image records (empty ones
+            included) and of every detection.
+    """
+
+    records: list[DetectionRecord]
+    images: frozenset[str]
+
+
+def _label(det: dict[str, Any], where: str) -> str:
+    label = det.get("label")
+    if label is None or not str(label).strip():
+        raise FormatError(f"{where}: no class name ('label'); eval scores classes by "
+                          "name: give the detector its class names")
+    label = str(label)
+    cid = det.get("class_id")
+    if label.isdigit() and cid is not None and str(cid) == label:
+        raise FormatError(f"{where}: labelled only by its class id {label} ('label' is "
+                          "no class name); give the detector its class names")
+    return label
+
+
+def _detection(det: Any, image_id: str, where: str) -> DetectionRecord:
+    if not isinstance(det, dict):
+        raise FormatError(f"{where}: not a detection record (expected an object, got "
+                          f"{type(det).__name__})")
+    label = _label(det, where)
     try:
-        obj = json.loads(line)
-        box = [float(v) for v in obj["box"]]
+        box = [float(v) for v in det["box"]]
         if len(box) != 4:
             raise ValueError(f"box has {len(box)} values, expected 4")
-        return DetectionRecord(str(obj["image_id"]), str(obj["label"]), float(obj["score"]),
-                               (box[0] + 1, box[1] + 1, box[2], box[3]))
+        score = float(det["score"])
     except (ValueError, KeyError, TypeError) as exc:
         what = f"missing key {exc}" if isinstance(exc, KeyError) else str(exc)
         raise FormatError(f"{where}: not a detection record ({what})") from None
+    return DetectionRecord(image_id, label, score, (box[0] + 1, box[1] + 1, box[2], box[3]))
 
 
-def _read_jsonl(path: Path) -> list[DetectionRecord]:
-    out = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if line.strip():
-            out.append(_parse_json_line(line, f"{path}:{n}"))
-    return out
+def _image_id(obj: dict[str, Any], where: str) -> str:
+    image_id = obj.get("image_id")
+    if image_id is None or not str(image_id):
+        path = obj.get("path")
+        if not path:
+            raise FormatError(f"{where}: image record without 'image_id' or 'path'")
+        return Path(str(path)).stem
+    return str(image_id)
+
+
+def _parse_record(obj: Any, where: str) -> tuple[str | None, list[DetectionRecord]]:
+    """``(image id of a per-image record or None, its detections)``."""
+    if not isinstance(obj, dict):
+        raise FormatError(f"{where}: not a detection record (expected an object)")
+    if "detections" not in obj:
+        if "image_id" not in obj:
+            raise FormatError(f"{where}: not a detection record (missing key 'image_id')")
+        return None, [_detection(obj, str(obj["image_id"]), where)]
+    dets = obj["detections"]
+    if not isinstance(dets, list):
+        raise FormatError(f"{where}: 'detections' must be a list, got {type(dets).__name__}")
+    image_id = _image_id(obj, where)
+    return image_id, [_detection(d, image_id, f"{where}: detection {k}")
+                      for k, d in enumerate(dets)]
+
+
+def _read_json(path: Path) -> DetectionFile:
+    text = path.read_text(encoding="utf-8")
+    if text.lstrip().startswith("["):
+        try:
+            items = json.loads(text)
+        except ValueError as exc:
+            raise FormatError(f"{path}: not a JSON array of detection records ({exc})") from None
+        entries = [(f"{path}: item {k}", obj) for k, obj in enumerate(items)]
+    else:
+        entries = []
+        for n, line in enumerate(text.splitlines(), 1):
+            if line.strip():
+                try:
+                    entries.append((f"{path}:{n}", json.loads(line)))
+                except ValueError as exc:
+                    raise FormatError(f"{path}:{n}: not a detection record ({exc})") from None
+    records: list[DetectionRecord] = []
+    images: set[str] = set()
+    for where, obj in entries:
+        image_id, dets = _parse_record(obj, where)
+        if image_id is not None:
+            images.add(image_id)
+        records += dets
+    return DetectionFile(records, frozenset(images | {r.image_id for r in records}))
 
 
 def _read_comp(path: Path, label: str) -> list[DetectionRecord]:
@@ -79,21 +166,31 @@ def _read_comp(path: Path, label: str) -> list[DetectionRecord]:
     return out
 
 
-def _read_file(path: Path, default_label: str | None) -> list[DetectionRecord]:
+def _read_file(path: Path, default_label: str | None) -> DetectionFile:
     if path.stat().st_size == 0:
         raise FormatError(f"{path}: detections file is empty")
     if path.suffix.lower() in (".jsonl", ".json", ".ndjson"):
-        return _read_jsonl(path)
+        try:
+            return _read_json(path)
+        except UnicodeDecodeError:
+            raise FormatError(f"{path}: not a UTF-8 text file") from None
     m = _COMP.match(path.name)
     label = m.group("cls") if m else default_label
     if label is None:
         raise FormatError(f"{path}: cannot tell the class: expected a .jsonl file or a devkit "
                           f"file named comp4_det_<split>_<class>.txt")
-    return _read_comp(path, label)
+    records = _read_comp(path, label)
+    return DetectionFile(records, frozenset(r.image_id for r in records))
 
 
 def read_detections(path: str | os.PathLike[str], label: str | None = None
                     ) -> list[DetectionRecord]:
+    """The detections of a file or directory (see :func:`read_detection_file`)."""
+    return read_detection_file(path, label).records
+
+
+def read_detection_file(path: str | os.PathLike[str], label: str | None = None
+                        ) -> DetectionFile:
     """Read detections from a JSON-lines file, a devkit file, or a directory of devkit files.
 
     Args:
@@ -101,12 +198,13 @@ def read_detections(path: str | os.PathLike[str], label: str | None = None
         label: Class of a devkit-format file whose name does not say it.
 
     Returns:
-        The records, in file order.
+        The records, in file order, and the image ids the file covers.
 
     Raises:
         InputFileError: the path does not exist.
-        FormatError: an empty file, a malformed line (named with its line number), or a
-            directory without ``comp*_det_*_<class>.txt`` files.
+        FormatError: an empty file, a malformed line (named with its line number), a
+            detection without a class name, or a directory without
+            ``comp*_det_*_<class>.txt`` files.
     """
     p = Path(path)
     if not p.exists():
@@ -115,7 +213,9 @@ def read_detections(path: str | os.PathLike[str], label: str | None = None
         files = sorted(f for f in p.iterdir() if _COMP.match(f.name))
         if not files:
             raise FormatError(f"{p}: no devkit detection files (comp4_det_<split>_<class>.txt)")
-        return [r for f in files for r in _read_file(f, None)]
+        parts = [_read_file(f, None) for f in files]
+        return DetectionFile([r for part in parts for r in part.records],
+                             frozenset().union(*(part.images for part in parts)))
     return _read_file(p, label)
 
 

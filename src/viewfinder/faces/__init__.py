@@ -2,7 +2,7 @@
 
 >>> from viewfinder.faces import FacePipeline
 >>> faces = FacePipeline()(image_bgr)
->>> faces.boxes, faces.kps, faces.landmarks
+>>> faces.boxes, faces.keypoints, faces.landmarks   # a viewfinder.structures.Detections
 
 See ``docs/faces.md`` for the call flow, the CLI and the figures.
 """
@@ -15,9 +15,8 @@ from viewfinder.faces.landmarks import (
     load_landmarker,
     similarity_transform,
 )
-from viewfinder.faces.pipeline import STAGES, FacePipeline, RunSummary
+from viewfinder.faces.pipeline import STAGES, FacePipeline
 from viewfinder.faces.tracking import FaceTracker, OneEuroFilter, OneEuroParams
-from viewfinder.faces.types import Faces
 
 __all__ = [
     "ARCFACE_112",
@@ -25,11 +24,9 @@ __all__ = [
     "FaceDetector",
     "FacePipeline",
     "FaceTracker",
-    "Faces",
     "Landmarker106",
     "OneEuroFilter",
     "OneEuroParams",
-    "RunSummary",
     "align_face",
     "load_detector",
     "load_landmarker",

@@ -12,28 +12,25 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from viewfinder.errors import ModelNotFoundError
 from viewfinder.runtime.base import Session
 
 __all__ = ["NULL_PROFILER", "Profiler", "open_session", "resolve_model"]
 
 log = logging.getLogger(__name__)
 
-def resolve_model(name_or_path: str | Path) -> Path:
+def resolve_model(name_or_path: str | Path, task: str | None = None) -> Path:
     """A zoo name (``scrfd_500m``...) or a ``.onnx`` path -> an existing model file.
 
+    Goes through :func:`viewfinder.runtime.zoo.resolve_model`, the one resolver.
+
     Raises:
+        ModelError: the zoo's local copy fails its checksum (never swallowed).
         ModelNotFoundError: neither an existing file nor a zoo model available locally
             (``VIEWFINDER_MODELS``, the cache) or by download.
     """
-    p = Path(name_or_path)
-    if p.suffix == ".onnx" or p.exists():
-        if not p.is_file():
-            raise ModelNotFoundError(f"{p}: no such model file")
-        return p
-    from viewfinder.runtime import zoo
+    from viewfinder.runtime.zoo import resolve_model as resolve
 
-    return Path(zoo.resolve(str(name_or_path)))
+    return resolve(name_or_path, task=task, identify=False)[0]
 
 
 def open_session(path: str | Path, backend: str = "auto", provider: str = "cpu",

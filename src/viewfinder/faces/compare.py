@@ -17,9 +17,9 @@ import numpy as np
 from viewfinder.errors import InputFileError, ModelError
 from viewfinder.faces.detectors import FaceDetector
 from viewfinder.faces.landmarks import Landmarker106
-from viewfinder.faces.types import Faces
 from viewfinder.ops.boxes import box_iou
 from viewfinder.runtime.base import Session
+from viewfinder.structures import Detections
 
 __all__ = ["TaskDelta", "face_task_kind", "task_deltas"]
 
@@ -91,12 +91,12 @@ def _detector_deltas(a: Session, b: Session, path: Path) -> list[TaskDelta]:
     ia, ib = _match(fa.boxes, fb.boxes)
     counts = (len(fa), len(fb))
     out = [_delta(path.name, "boxes", counts, fa.boxes[ia], fb.boxes[ib])]
-    if fa.kps is not None and fb.kps is not None:
-        out.append(_delta(path.name, "kps", counts, fa.kps[ia], fb.kps[ib]))
+    if fa.keypoints is not None and fb.keypoints is not None:
+        out.append(_delta(path.name, "keypoints", counts, fa.keypoints[ia], fb.keypoints[ib]))
     return out
 
 
-def _landmark_deltas(a: Session, b: Session, path: Path, faces: Faces) -> list[TaskDelta]:
+def _landmark_deltas(a: Session, b: Session, path: Path, faces: Detections) -> list[TaskDelta]:
     image = _read(path)
     pa = Landmarker106(a, "all")(image, faces.boxes)
     pb = Landmarker106(b, "all")(image, faces.boxes)

@@ -25,10 +25,10 @@ import numpy as np
 from viewfinder.errors import ConfigError, FormatError, ModelError, ShapeError, SizeError
 from viewfinder.faces._runtime import NULL_PROFILER, Profiler, open_session, resolve_model
 from viewfinder.faces.layouts import Layout, Level, decode, identify_layout, levels_for
-from viewfinder.faces.types import Faces
 from viewfinder.media.transforms import AffineTransform, letterbox, resize_to
 from viewfinder.ops.boxes import nms
 from viewfinder.runtime.base import Session
+from viewfinder.structures import FACE_NAMES, Detections
 
 __all__ = ["FaceDetector", "Preprocess", "load_detector", "to_bgr"]
 
@@ -190,11 +190,11 @@ class FaceDetector:
 
     def detect(self, image: np.ndarray, *, score_threshold: float | None = None,
                max_faces: int | None = None, min_size: float | None = None,
-               profiler: Profiler = NULL_PROFILER) -> Faces:
+               profiler: Profiler = NULL_PROFILER) -> Detections:
         """Find the faces in one BGR (or gray/BGRA) uint8 image.
 
         Returns:
-            :class:`Faces` with boxes, scores and (SCRFD/YuNet) 5 keypoints; empty
+            :class:`~viewfinder.structures.Detections` with boxes, scores and (SCRFD/YuNet) 5 keypoints; empty
             when there is no face.
         """
         return self.detect_batch([image], score_threshold=score_threshold,
@@ -202,7 +202,7 @@ class FaceDetector:
 
     def detect_batch(self, images: Sequence[np.ndarray], *, score_threshold: float | None = None,
                      max_faces: int | None = None, min_size: float | None = None,
-                     profiler: Profiler = NULL_PROFILER) -> list[Faces]:
+                     profiler: Profiler = NULL_PROFILER) -> list[Detections]:
         """Detect in several images; images with the same input size share one call."""
         thr = self.score_threshold if score_threshold is None else float(score_threshold)
         with profiler.stage("detect pre"):
@@ -211,7 +211,7 @@ class FaceDetector:
         groups: dict[tuple[int, ...], list[int]] = {}
         for i, (blob, _) in enumerate(prepared):
             groups.setdefault(blob.shape if self.batchable else (i,), []).append(i)
-        results: list[Faces | None] = [None] * len(bgr)
+        results: list[Detections | None] = [None] * len(bgr)
         for idx in groups.values():
             with profiler.stage("detect infer"):
                 blobs = [prepared[i][0] for i in idx]  # one image: a view, no 3 MB copy
@@ -231,7 +231,7 @@ class FaceDetector:
         return self._levels[(w, h)]
 
     def _finish(self, outs: Sequence[np.ndarray], t: AffineTransform, thr: float,
-                max_faces: int | None, min_size: float | None) -> Faces:
+                max_faces: int | None, min_size: float | None) -> Detections:
         levels = self._levels_for(outs, t.out_w, t.out_h)
         boxes, scores, kps = decode(self.layout, levels, outs, t.out_w, t.out_h, thr)
         inv = t.inverse()
@@ -246,7 +246,8 @@ class FaceDetector:
         top = self.max_faces if max_faces is None else int(max_faces)
         if top > 0:
             keep = keep[:top]
-        return Faces(boxes[keep], scores[keep], kps[keep] if kps is not None else None)
+        return Detections(boxes[keep], scores[keep], None, FACE_NAMES,
+                          kps[keep] if kps is not None else None)
 
 
 def _typical_size(auto_side: object) -> tuple[int, int] | None:
@@ -266,15 +267,14 @@ def _trial_shapes(path: Path, det_size: object) -> dict[str, tuple[int, ...]] | 
     (at 1280x736 the faster backend is not the one at 640x640). None otherwise."""
     if det_size is None or path.suffix != ".onnx":
         return None
-    import onnx
+    from viewfinder.runtime.onnx_wire import read_summary  # not onnx: 1 s of import
 
     try:
-        graph = onnx.load(str(path), load_external_data=False).graph
+        inputs = read_summary(path).inputs
     except Exception:  # noqa: BLE001 - unreadable here: the backend says why when it loads
         return None
-    known = {t.name for t in graph.initializer}
-    inputs = [i for i in graph.input if i.name not in known]
-    dims = [d.dim_value for d in inputs[0].type.tensor_type.shape.dim] if len(inputs) == 1 else []
+    # as onnx's ``dim_value``: 0 for a symbolic or unknown dimension
+    dims = [d if isinstance(d, int) else 0 for d in inputs[0][1]] if len(inputs) == 1 else []
     if len(dims) != 4 or (dims[2] > 0 and dims[3] > 0):
         return None
     try:
@@ -283,7 +283,7 @@ def _trial_shapes(path: Path, det_size: object) -> dict[str, tuple[int, ...]] | 
         return None  # FaceDetector rejects it with its own message
     if w <= 0 or h <= 0 or w % 32 or h % 32:
         return None
-    return {inputs[0].name: (1, 3, h, w)}
+    return {inputs[0][0]: (1, 3, h, w)}
 
 
 def load_detector(model: str | Path = "scrfd_500m", *, backend: str = "auto",

@@ -9,6 +9,7 @@ an image go in one batch when the model allows it (see :func:`load_landmarker`).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -24,8 +25,8 @@ from viewfinder.faces.detectors import to_bgr
 from viewfinder.runtime.base import Session
 from viewfinder.runtime.threads import thread_budget
 
-__all__ = ["ARCFACE_112", "Landmarker106", "align_face", "crop_matrices", "load_landmarker",
-           "similarity_transform"]
+__all__ = ["ARCFACE_112", "Landmarker106", "align_face", "crop_matrices", "landmarks_many",
+           "load_landmarker", "similarity_transform"]
 
 log = logging.getLogger(__name__)
 
@@ -201,11 +202,42 @@ class Landmarker106:
                              f"{ms['all']:.1f} ms vs {n} calls of 1 {ms['single']:.1f} ms, "
                              f"best of {rounds})")
         log.info("%s: %s", Path(self.session.path).name, self.batch_reason)
+        with contextlib.suppress(OSError):
+            from viewfinder.runtime.auto import record
+
+            record("landmark batching", self._decision_parts(n),
+                   {"batch": self.batch, "reason": self.batch_reason})
         return self._run(image, m, self.batch, profiler)
+
+    def _decision_parts(self, n: int) -> dict[str, object]:
+        """What the batching trial's outcome depends on (its key in the decision cache)."""
+        from viewfinder.runtime.fetch import file_sha256
+
+        s = self.session
+        return {"model": file_sha256(s.path), "backend": s.backend, "device": s.device,
+                "precision": s.precision, "threads": getattr(s, "threads", None), "faces": n}
+
+    def _recall(self, n: int) -> bool:
+        """Take the batching measured for ``n`` faces by an earlier process on this host
+        (the trial costs a dozen calls and, on OpenVINO, two compiles)."""
+        from viewfinder.runtime.auto import recall
+
+        try:
+            hit = recall("landmark batching", self._decision_parts(n))
+        except OSError:  # the model file went away: the session still runs
+            return False
+        if not hit or hit.get("batch") not in ("all", "single"):
+            return False
+        self.batch = hit["batch"]
+        self.batch_reason = f"{hit['reason']} (cached)"
+        log.info("%s: %s", Path(self.session.path).name, self.batch_reason)
+        return True
 
     def _infer(self, image: np.ndarray, m: np.ndarray, profiler: Profiler) -> np.ndarray:
         if self.batch == "auto":
             if len(m) > 1:
+                if self._recall(min(len(m), 8)):
+                    return self._run(image, m, self.batch, profiler)
                 return self._choose(image, m, profiler)
             return self._run(image, m, "single", profiler)
         return self._run(image, m, self.batch, profiler)
@@ -283,6 +315,10 @@ class Landmarker106:
             return ((pts - shift) / s).astype(np.float32)
 
 
+#: The copies :func:`_model_files` makes (part of their key in the decision cache).
+_COPIES = "dynamic batch, uint8 BGRA in (rgb model); ort: PRelu rewritten"
+
+
 def _model_files(path: Path, batch: str) -> dict[str, Path]:
     """The file each backend runs: a dynamic-batch copy that takes the uint8 BGRA crops
     as they come from ``cv2.warpAffine`` (channel order, alpha drop, layout and cast fused
@@ -292,15 +328,26 @@ def _model_files(path: Path, batch: str) -> dict[str, Path]:
     5 %). ``batch="single"`` keeps the original fixed-batch file."""
     if batch == "single":
         return {"ort": path, "openvino": path}
+    from viewfinder.runtime.auto import recall, record
+    from viewfinder.runtime.fetch import file_sha256
+
+    # Where an earlier process found the copies: importing runtime.convert to look them
+    # up imports onnx (1 s of CPU), more than the rest of a one-photo run.
+    parts = {"source": file_sha256(path), "copies": _COPIES}
+    known = recall("landmark model files", parts) or {}
+    if all(Path(str(known.get(k, ""))).is_file() for k in ("ort", "openvino")):
+        return {k: Path(str(known[k])) for k in ("ort", "openvino")}
     from viewfinder.runtime.convert import PreprocessSpec, dynamic_batch
 
     bgra = PreprocessSpec(input="bgra", model_channels="rgb")
     try:
-        return {"ort": dynamic_batch(path, optimize=True, preprocess=bgra),
-                "openvino": dynamic_batch(path, preprocess=bgra)}
+        files = {"ort": dynamic_batch(path, optimize=True, preprocess=bgra),
+                 "openvino": dynamic_batch(path, preprocess=bgra)}
     except ModelError as exc:
         log.warning("%s; running one face per call", exc)
         return {"ort": path, "openvino": path}
+    record("landmark model files", parts, {k: str(v) for k, v in files.items()})
+    return files
 
 
 def _open(files: dict[str, Path], backend: str, provider: str, threads: int,
@@ -393,3 +440,53 @@ def align_face(image: np.ndarray, kps: np.ndarray, size: int = 112) -> tuple[np.
     check_shape(kps, (5, 2), "kps")
     m = similarity_transform(kps, ARCFACE_112 * (size / 112.0))
     return cv2.warpAffine(to_bgr(image), m, (size, size), borderValue=0), m
+
+
+def landmarks_many(landmarker: Landmarker106, images: list[np.ndarray],
+                   boxes: list[np.ndarray], profiler: Profiler = NULL_PROFILER
+                   ) -> list[np.ndarray]:
+    """106 points for the faces of several images in one landmark batch.
+
+    The crops of every image's faces go into one buffer and through the model
+    together (chunks of :attr:`Landmarker106.max_chunk` through ``Session.run_many``;
+    one face per call for a fixed-batch model), so the faces of several service
+    requests share calls. Each image's points come back in its own pixels.
+
+    Args:
+        landmarker: The loaded 2d106det.
+        images: BGR (gray/BGRA accepted) uint8 images.
+        boxes: ``(N_i, 4)`` xyxy face boxes per image.
+
+    Returns:
+        ``(N_i, 106, 2)`` float32 per image.
+    """
+    lm = landmarker
+    boxes = [np.asarray(b, dtype=np.float32).reshape(-1, 4) for b in boxes]
+    counts = [len(b) for b in boxes]
+    total = sum(counts)
+    if not total:
+        return [np.zeros((0, 106, 2), np.float32) for _ in boxes]
+    with profiler.stage("crop"):
+        mats = [crop_matrices(b, lm.size) for b in boxes]
+        buf = np.empty((total, lm.size, lm.size, 4), np.uint8)
+        pos = 0
+        for image, m in zip(images, mats, strict=True):
+            if len(m):
+                lm._crops(_bgra(to_bgr(image)), m, buf[pos:pos + len(m)])
+                pos += len(m)
+    sizes = lm._chunks(total, "all" if lm.batched else "single")
+    starts = np.cumsum([0, *sizes]).tolist()
+    with profiler.stage("landmark infer"):
+        if len(sizes) == 1:
+            pred = lm.session.run(lm._blob(buf))[0].reshape(total, 212)
+        else:
+            outs = lm.session.run_many(lm._blob(buf[a:b])
+                                       for a, b in zip(starts[:-1], starts[1:], strict=True))
+            pred = np.concatenate([o[0].reshape(-1, 212) for o in outs])
+    with profiler.stage("landmark post"):
+        m_all = np.concatenate(mats)
+        pts = (pred.reshape(total, 106, 2).astype(np.float64) + 1.0) * (lm.size / 2)
+        pts = ((pts - m_all[:, :, 2][:, None, :]) / m_all[:, 0, 0][:, None, None])
+        pts = pts.astype(np.float32)
+    ends = np.cumsum(counts).tolist()
+    return [pts[e - n:e] for n, e in zip(counts, ends, strict=True)]

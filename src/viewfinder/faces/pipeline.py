@@ -4,10 +4,10 @@ Three lines:
 
     >>> from viewfinder.faces import FacePipeline
     >>> pipe = FacePipeline()                      # scrfd_500m + 2d106det from the zoo
-    >>> faces = pipe(image_bgr)                    # Faces: boxes, scores, kps, landmarks
+    >>> faces = pipe(image_bgr)                    # Detections: boxes, keypoints, landmarks
 
-Video (``pipe.run(source, out=..., json_path=...)`` or frame by frame with
-``pipe.step(frame, t)``): the detector runs every ``every`` frames, or at once
+Video, frame by frame with ``pipe.step(frame, t)`` (or over any source with
+:func:`viewfinder.runner.run`): the detector runs every ``every`` frames, or at once
 when a track is lost; in between, each face's box comes from its previous
 landmarks (their extent times the box/extent ratio measured at the last
 detection), so the landmark net alone follows the face. Points are smoothed by a
@@ -16,11 +16,6 @@ One-Euro filter per track; ids stay stable by IoU matching.
 
 from __future__ import annotations
 
-import contextlib
-import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -28,41 +23,18 @@ import numpy as np
 from viewfinder.errors import ConfigError
 from viewfinder.faces._runtime import Profiler
 from viewfinder.faces.detectors import load_detector, to_bgr
-from viewfinder.faces.io import JsonLinesSink, VideoSink, open_source, prefetch
 from viewfinder.faces.landmarks import load_landmarker
 from viewfinder.faces.tracking import FaceTracker, OneEuroParams, Track
-from viewfinder.faces.types import Faces
+from viewfinder.structures import FACE_NAMES, Detections
 
-__all__ = ["STAGES", "FacePipeline", "RunSummary"]
+__all__ = ["STAGES", "FacePipeline"]
 
 # The call flow, in order (the rows of --profile).
-STAGES = ("decode", "detect pre", "detect infer", "detect post", "detect wait", "crop",
+STAGES = ("decode", "detect pre", "detect infer", "detect post", "crop",
           "landmark infer", "landmark post", "track + smooth", "draw / encode")
 
 
 _DEFAULT_SMOOTHING = OneEuroParams()
-
-
-@dataclass
-class RunSummary:
-    """What a video run did.
-
-    Attributes:
-        frames: Frames processed.
-        detections: Frames on which the detector ran.
-        seconds: Wall time of the whole run (decode and encode included).
-        errors: ``(frame index, message)`` of frames that could not be decoded.
-    """
-
-    frames: int = 0
-    detections: int = 0
-    seconds: float = 0.0
-    errors: list[tuple[int, str]] = field(default_factory=list)
-
-    @property
-    def fps(self) -> float:
-        """Frames per second over the whole run."""
-        return self.frames / self.seconds if self.seconds > 0 else 0.0
 
 
 def _points_box(points: np.ndarray, ratio: tuple[float, float]) -> np.ndarray:
@@ -122,7 +94,6 @@ class FacePipeline:
         self.tracker = FaceTracker(self.iou_threshold, self.smoothing)
         self._frame = 0
         self.detections = 0
-        self._ahead: dict[int, tuple[Future[Faces], Profiler]] = {}
 
     def describe(self) -> list[str]:
         """One line per model: what runs it (backend, device, precision, and for
@@ -134,7 +105,7 @@ class FacePipeline:
                 lines.append(self.landmarker.batch_reason)
         return lines
 
-    def __call__(self, image: np.ndarray) -> Faces:
+    def __call__(self, image: np.ndarray) -> Detections:
         """Faces of one still image: detection, then landmarks for every face (one batch)."""
         image = to_bgr(image)
         self.profiler.frames += 1
@@ -144,7 +115,7 @@ class FacePipeline:
         pts = self.landmarker(image, faces.boxes, self.profiler)
         return faces.replace(landmarks=pts)
 
-    def step(self, image: np.ndarray, t: float | None = None) -> Faces:
+    def step(self, image: np.ndarray, t: float | None = None) -> Detections:
         """Process the next video frame (time ``t`` in seconds; frame count / 25 if None)."""
         image = to_bgr(image)
         self.profiler.frames += 1
@@ -157,11 +128,9 @@ class FacePipeline:
         self._frame += 1
         return faces
 
-    def _detect(self, image: np.ndarray, t: float) -> Faces:
+    def _detect(self, image: np.ndarray, t: float) -> Detections:
         self.detections += 1
-        det = self._detected_ahead()
-        if det is None:
-            det = self.detector.detect(image, profiler=self.profiler)
+        det = self.detector.detect(image, profiler=self.profiler)
         with self.profiler.stage("track + smooth"):
             tracks = self.tracker.match(det.boxes)
             for tr, s in zip(tracks, det.scores, strict=True):
@@ -176,34 +145,12 @@ class FacePipeline:
             smoothed = self._smooth(tracks, pts, t)
         return det.replace(landmarks=smoothed, track_ids=[tr.id for tr in tracks])
 
-    def _detect_ahead(self, pool: ThreadPoolExecutor, index: int, image: np.ndarray) -> None:
-        """Start the detector on frame ``index`` (a scheduled detection frame) in the
-        background, so that it overlaps with the landmarks of the frame before."""
-        prof = Profiler(enabled=self.profiler.enabled)
-        future = pool.submit(self.detector.detect, to_bgr(image), profiler=prof)
-        self._ahead[index] = (future, prof)
-
-    def _detected_ahead(self) -> Faces | None:
-        """The background detection of the current frame, if one was started; else
-        None, once no background detection runs (the detector's session is not
-        shared between threads)."""
-        pending = self._ahead.pop(self._frame, None)
-        if pending is None:
-            for future, _ in self._ahead.values():
-                future.result()
-            return None
-        with self.profiler.stage("detect wait"):
-            det = pending[0].result()
-        for name, spent in pending[1].totals.items():
-            self.profiler.totals[name] = self.profiler.totals.get(name, 0.0) + spent
-        return det
-
-    def _follow(self, image: np.ndarray, t: float) -> Faces | None:
+    def _follow(self, image: np.ndarray, t: float) -> Detections | None:
         """Boxes from the previous landmarks; None when a track is lost (detect now)."""
         tracks = self.tracker.tracks
         if self.landmarker is None:
-            return Faces(np.stack([tr.box for tr in tracks]), [tr.score for tr in tracks],
-                         track_ids=[tr.id for tr in tracks])
+            return Detections(np.stack([tr.box for tr in tracks]), [tr.score for tr in tracks],
+                              names=FACE_NAMES, track_ids=[tr.id for tr in tracks])
         with self.profiler.stage("track + smooth"):
             boxes = np.stack([_points_box(tr.points, tr.ratio) for tr in tracks])
             h, w = image.shape[:2]
@@ -214,75 +161,73 @@ class FacePipeline:
             for tr, b in zip(tracks, boxes, strict=True):
                 tr.box = b
             smoothed = self._smooth(tracks, pts, t)
-        return Faces(boxes, [tr.score for tr in tracks], landmarks=smoothed,
+        return Detections(boxes, [tr.score for tr in tracks], names=FACE_NAMES, landmarks=smoothed,
                      track_ids=[tr.id for tr in tracks])
 
     def _smooth(self, tracks: list[Track], pts: np.ndarray, t: float) -> np.ndarray:
         out = [self.tracker.smooth(tr, p, t) for tr, p in zip(tracks, pts, strict=True)]
         return np.stack(out) if out else np.zeros((0, 106, 2), np.float32)
 
-    def run(self, source: str | int | Path, *, out: str | Path | None = None,
-            json_path: str | Path | None = None, max_frames: int | None = None,
-            progress: Callable[[int, Faces], None] | None = None,
-            decode_ahead: int = 4, detect_ahead: bool = False) -> RunSummary:
-        """Run over a video file, raw .h264, folder of images or camera index.
-
-        Args:
-            out: Annotated MP4 to write (atomically), or None.
-            json_path: JSON lines to write (one line per frame), or None.
-            max_frames: Stop after this many frames.
-            progress: Called as ``progress(frames_done, faces)`` after each frame.
-            decode_ahead: Frames decoded ahead in a background thread (0 = decode
-                inline); the ``decode`` stage then shows only the time spent waiting.
-            detect_ahead: Run the detector on each scheduled detection frame in a
-                background thread while the frame before is landmarked (same outputs;
-                ``detect wait`` is then the time the pipeline waited for it). Off by
-                default: on the loaded 2-core host it did not pay (no idle core).
-
-        Returns:
-            A :class:`RunSummary`; frames that failed to decode are in ``errors``.
-        """
-        self.reset()
-        prof = self.profiler
-        src = open_source(source, max_frames)
-        summary = RunSummary()
-        t0 = time.perf_counter()
-        with contextlib.ExitStack() as stack:
-            jsink = stack.enter_context(JsonLinesSink(json_path)) if json_path else None
-            vsink = stack.enter_context(VideoSink(out, src.fps)) if out else None
-            frames = prefetch(iter(src), decode_ahead) if decode_ahead > 0 else iter(src)
-            stack.callback(getattr(frames, "close", lambda: None))
-            pool = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="detect-ahead"))
-            for index, t, image, upcoming in self._lookahead(frames):
-                if detect_ahead and upcoming is not None and (self._frame + 1) % self.every == 0:
-                    self._detect_ahead(pool, self._frame + 1, upcoming)
-                faces = self.step(image, t)
-                summary.frames += 1
-                with prof.stage("draw / encode"):
-                    if jsink is not None:
-                        jsink.write(index, t, faces.to_dict())
-                    if vsink is not None:
-                        vsink.write(faces.draw(image))
-                if progress is not None:
-                    progress(summary.frames, faces)
-        summary.seconds = time.perf_counter() - t0
-        summary.detections = self.detections
-        summary.errors = list(src.errors)
-        return summary
-
-    def _lookahead(self, frames: Iterator[tuple[int, float, np.ndarray]]
-                   ) -> Iterator[tuple[int, float, np.ndarray, np.ndarray | None]]:
-        """``(index, time, image, next image or None)``; the wait for each frame is
-        the ``decode`` stage."""
-        with self.profiler.stage("decode"):
-            item = next(frames, None)
-        while item is not None:
-            with self.profiler.stage("decode"):
-                upcoming = next(frames, None)
-            yield (*item, upcoming[2] if upcoming is not None else None)
-            item = upcoming
-
     def profile_rows(self) -> list[tuple[str, float, float]]:
         """``(stage, ms per frame, share)`` for every stage of :data:`STAGES` that ran."""
         rows = {name: (ms, share) for name, ms, share in self.profiler.rows()}
         return [(name, *rows[name]) for name in STAGES if name in rows]
+
+    def batch(self, images: list[np.ndarray], *,
+              score_threshold: float | None | list[float | None] = None,
+              max_faces: int | None | list[int | None] = None,
+              landmarks: bool | None | list[bool | None] = None) -> list[Detections]:
+        """Faces of several still images: detector calls shared by images of one input
+        size and options, then the landmarks of all their faces in one batch
+        (:func:`viewfinder.faces.landmarks.landmarks_many`). What the service runs for
+        the images of concurrent requests.
+
+        Args:
+            images: BGR (gray/BGRA accepted) uint8 images.
+            score_threshold, max_faces: The detector's filters (None: its own); one
+                value for all images or a list with one per image.
+            landmarks: Whether to add the 106 points (None: when the pipeline has a
+                landmark model); one value or one per image.
+
+        Returns:
+            One :class:`Detections` per image, as :meth:`__call__` gives it.
+
+        Raises:
+            ConfigError: landmarks asked for on a pipeline without a landmark model, or a
+                per-image list whose length is not the number of images.
+        """
+        from viewfinder.faces.landmarks import landmarks_many
+
+        n = len(images)
+        thr, top, pts = (_per_image(v, n, name) for v, name in (
+            (score_threshold, "score_threshold"), (max_faces, "max_faces"),
+            (landmarks, "landmarks")))
+        if self.landmarker is None and any(pts):
+            raise ConfigError("landmarks: this pipeline has no landmark model")
+        bgr = [to_bgr(im, f"image {i}") for i, im in enumerate(images)]
+        self.profiler.frames += n
+        groups: dict[tuple[float | None, int | None], list[int]] = {}
+        for i in range(n):
+            groups.setdefault((thr[i], top[i]), []).append(i)
+        faces: list[Detections | None] = [None] * n
+        for (t, k), idx in groups.items():
+            found = self.detector.detect_batch([bgr[i] for i in idx], score_threshold=t,
+                                               max_faces=k, profiler=self.profiler)
+            for i, det in zip(idx, found, strict=True):
+                faces[i] = det
+        want = [i for i in range(n) if self.landmarker is not None and pts[i] is not False]
+        if want:
+            points = landmarks_many(self.landmarker, [bgr[i] for i in want],
+                                    [faces[i].boxes for i in want], self.profiler)
+            for i, p in zip(want, points, strict=True):
+                faces[i] = faces[i].replace(landmarks=p)
+        return [f for f in faces if f is not None]
+
+
+def _per_image(value: object, n: int, name: str) -> list:
+    """One value per image from a scalar or a list of ``n``."""
+    if isinstance(value, list | tuple):
+        if len(value) != n:
+            raise ConfigError(f"{name}: expected one value per image ({n}), got {len(value)}")
+        return list(value)
+    return [value] * n

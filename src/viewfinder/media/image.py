@@ -31,6 +31,9 @@ from viewfinder.media.frame import (
     check_format,
     check_size,
 )
+from viewfinder.media.headers import check_png_chunks, image_header
+from viewfinder.media.headers import kind_of as image_kind_of
+from viewfinder.media.limits import check_pixels
 
 __all__ = [
     "decode_frame",
@@ -46,12 +49,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 _LOCAL = threading.local()
 
-_MAGIC = (
-    (b"\xff\xd8\xff", "jpeg"),
-    (b"\x89PNG\r\n\x1a\n", "png"),
-    (b"BM", "bmp"),
-    (b"RIFF", "webp"),
-)
 _SUBSAMPLINGS = ("444", "422", "420", "440", "411", "Gray")
 _JPEG_SUFFIXES = (".jpg", ".jpeg", ".jpe", ".jfif")
 _IMAGE_SUFFIXES = _JPEG_SUFFIXES + (".png", ".bmp", ".webp")
@@ -59,12 +56,7 @@ _IMAGE_SUFFIXES = _JPEG_SUFFIXES + (".png", ".bmp", ".webp")
 
 def image_kind(data: bytes) -> str | None:
     """``"jpeg"``, ``"png"``, ``"bmp"``, ``"webp"`` from the first bytes, or None."""
-    for magic, kind in _MAGIC:
-        if data.startswith(magic):
-            if kind == "webp" and data[8:12] != b"WEBP":
-                return None
-            return kind
-    return None
+    return image_kind_of(data)
 
 
 def read_image(path: str | os.PathLike[str], fmt: str = "bgr24") -> np.ndarray:
@@ -89,6 +81,8 @@ def decode_image(data: bytes, fmt: str = "bgr24", name: str = "<bytes>") -> np.n
     Raises:
         DecodeError: not an image, or corrupt or truncated (the message names ``name``).
         SizeError: the header declares an absurd size.
+        PixelLimitError: the header declares more pixels than the limit
+            (:func:`viewfinder.media.limits.max_pixels`); nothing was decoded.
     """
     fmt = check_format(fmt)
     if fmt in YUV_FORMATS:
@@ -132,12 +126,20 @@ def decode_frame(data: bytes, fmt: str = "nv12", align: object = None,
 
 # ----------------------------------------------------------------------- decoding
 def _sniff(data: bytes, name: str) -> str:
-    if not data:
+    """The kind of an image, after its header's size passed the size and pixel limits.
+
+    Runs before any decoder sees the data, so nothing is allocated for a picture
+    whose header claims too many pixels (:mod:`viewfinder.media.limits`).
+    """
+    if not len(data):
         raise DecodeError(f"{name}: empty file, not an image")
-    kind = image_kind(bytes(data[:16]))
-    if kind is None:
-        raise DecodeError(f"{name}: not an image (expected JPEG, PNG, BMP or WebP data)")
-    return kind
+    header = image_header(data, name)
+    if header.width > 0 and header.height > 0:
+        check_pixels(header.width, header.height, name)
+    check_size(header.width, header.height, name)
+    if header.kind == "png":
+        check_png_chunks(data, name)
+    return header.kind
 
 
 def _check_jpeg_complete(data: bytes, name: str) -> None:

@@ -26,6 +26,7 @@ from viewfinder.media.frame import (
     plane_layout,
     resolve_alignment,
 )
+from viewfinder.media.limits import check_pixels
 
 __all__ = ["frame_bytes", "guess_layout", "parse_size", "read_yuv", "write_yuv"]
 
@@ -117,6 +118,8 @@ def read_yuv(path: str | os.PathLike[str], width: int, height: int, fmt: str = "
     """
     p = check_readable(path, "yuv file")
     fmt = check_format(fmt)
+    if width > 0 and height > 0:
+        check_pixels(width, height, str(p))
     check_size(width, height, str(p))
     alignment = resolve_alignment(align)  # type: ignore[arg-type]
     need = frame_bytes(width, height, fmt, alignment)

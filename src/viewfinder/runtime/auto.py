@@ -9,12 +9,18 @@ input shapes: a new model file, another CPU or an upgraded backend re-measures.
 Another backend must beat the first (ONNX Runtime, the reference) by 5 % to be
 chosen. Delete the cache file to re-measure (e.g. after a trial on a busy host).
 The decision is logged as one line and kept as ``session.choice_reason``.
+
+Start-up: a later process finds the decision by its *request* (model sha256 and name, the
+settings and the shapes it was given, CPU flags, installed backend versions read from
+their package metadata) before loading anything, and then loads only the chosen backend:
+no first session to learn the input shapes, no ``import openvino`` when ONNX Runtime won.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+import importlib.util
 import json
 import logging
 import time
@@ -30,7 +36,8 @@ from viewfinder.runtime.base import Session, concrete_shape
 from viewfinder.runtime.fetch import file_sha256
 from viewfinder.runtime.threads import cpu_flags, thread_budget
 
-__all__ = ["backend_versions", "cache_key", "choose_backend", "trial_shapes"]
+__all__ = ["backend_versions", "cache_key", "choose_backend", "installed_versions", "recall",
+           "record", "request_key", "trial_shapes"]
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +57,32 @@ def backend_versions() -> dict[str, str]:
     return {"ort": onnxruntime.__version__, "openvino": ov_version()}
 
 
+def _installed(module: str) -> str:
+    """``module``'s installed version, read from its ``<module>-<version>.dist-info``
+    folder without importing it (``import openvino`` alone is 0.3 s); imported when no
+    such folder is found; ``"none"`` when it is not installed."""
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        return "none"
+    if spec is None:
+        return "none"
+    roots = list(spec.submodule_search_locations or []) or [spec.origin or ""]
+    for root in roots:
+        for meta in Path(root).parent.glob(f"{module}-*.dist-info"):
+            return meta.name[len(module) + 1:-len(".dist-info")]
+    try:
+        return str(getattr(importlib.import_module(module), "__version__", "?"))
+    except ImportError:
+        return "none"
+
+
+def installed_versions() -> dict[str, str]:
+    """Backend versions for the cache keys, from the installed packages' metadata
+    (``"none"`` for a backend that is not installed); nothing is imported."""
+    return {"ort": _installed("onnxruntime"), "openvino": _installed("openvino")}
+
+
 def cache_file() -> Path:
     """Where auto-selection decisions are stored."""
     return cache_dir() / "runtime" / "auto-backend.json"
@@ -59,9 +92,24 @@ def cache_key(path: str | Path, precision: str, threads: int, device: str,
               shapes: Mapping[str, Sequence[int]], provider: str = "cpu") -> str:
     """The cache key: model sha256, CPU flags, backend versions and run settings."""
     parts = {
-        "model": file_sha256(path), "flags": list(cpu_flags()), "versions": backend_versions(),
+        "model": file_sha256(path), "flags": list(cpu_flags()), "versions": installed_versions(),
         "precision": precision, "threads": threads, "device": device, "provider": provider,
         "shapes": {k: list(v) for k, v in sorted(shapes.items())},
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+
+def request_key(path: str | Path, loaders: Sequence[str], precision: str, threads: int,
+                device: str, shapes: Mapping[str, Sequence[int]] | None,
+                provider: str = "cpu") -> str:
+    """What a decision is found by before any backend is loaded: the model's sha256 and
+    file name (the zoo spec that sets a default trial size is found by either), the
+    candidate backends, CPU flags, backend versions, settings and the shapes as given."""
+    parts = {
+        "model": file_sha256(path), "name": Path(path).name, "loaders": list(loaders),
+        "flags": list(cpu_flags()), "versions": installed_versions(), "precision": precision,
+        "threads": threads, "device": device, "provider": provider,
+        "shapes": None if shapes is None else {k: list(v) for k, v in sorted(shapes.items())},
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
@@ -96,11 +144,64 @@ def _load_cache() -> dict[str, dict]:
     return data if isinstance(data, dict) else {}
 
 
-def _store(key: str, entry: dict) -> None:
+def _write_json(path: Path, data: dict) -> None:
+    """Write a cache file; a cache that cannot be written is logged, never an error."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, json.dumps(data, indent=1, sort_keys=True))
+    except OSError as exc:
+        log.warning("cannot write the cache file %s (%s): the next run measures again",
+                    path, exc)
+
+
+def _store(key: str, entry: dict, request: str | None = None) -> None:
+    """Store (or update) the decision under ``key``, found later also by ``request``."""
     data = _load_cache()
-    data[key] = entry
-    cache_file().parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(cache_file(), json.dumps(data, indent=1, sort_keys=True))
+    old = data.get(key)
+    requests = list(old.get("requests", [])) if isinstance(old, dict) else []
+    if request is not None and request not in requests:
+        requests.append(request)
+    data[key] = {**entry, "requests": requests[-8:]}
+    _write_json(cache_file(), data)
+
+
+def decisions_file() -> Path:
+    """Where other measured start-up decisions are stored (see :func:`recall`)."""
+    return cache_dir() / "runtime" / "decisions.json"
+
+
+def _decision_key(kind: str, parts: Mapping[str, object]) -> str:
+    full = {"kind": kind, "parts": parts, "flags": list(cpu_flags()),
+            "versions": installed_versions()}
+    return hashlib.sha256(json.dumps(full, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def recall(kind: str, parts: Mapping[str, object]) -> dict | None:
+    """A decision stored by :func:`record` for ``kind`` and the same ``parts`` on this
+    host (CPU flags and backend versions are part of the key), or None.
+
+    For what a process would otherwise measure or derive on every start (e.g. the
+    landmark batching trial); ``parts`` must name everything the decision depends on
+    (model file sha256, backend, threads...) as JSON-able values.
+    """
+    try:
+        data = json.loads(decisions_file().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    hit = data.get(_decision_key(kind, parts)) if isinstance(data, dict) else None
+    return hit if isinstance(hit, dict) else None
+
+
+def record(kind: str, parts: Mapping[str, object], entry: dict) -> None:
+    """Store ``entry`` (JSON-able) for :func:`recall`; an unwritable cache is logged."""
+    try:
+        data = json.loads(decisions_file().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        data = {}
+    if not isinstance(data, dict):
+        data = {}
+    data[_decision_key(kind, parts)] = {**entry, "kind": kind}
+    _write_json(decisions_file(), data)
 
 
 def _time(sessions: dict[str, Session], feeds: dict[str, np.ndarray]) -> dict[str, float]:
@@ -162,9 +263,33 @@ def _first_session(loaders: Mapping[str, Loader], device: str, sessions: dict[st
     raise errors[-1] if errors else ConfigError("backend auto: no backend available")
 
 
+def _by_request(request: str) -> dict | None:
+    """The stored decision made for this request, if any."""
+    for entry in _load_cache().values():
+        if isinstance(entry, dict) and request in entry.get("requests", ()):
+            return entry
+    return None
+
+
+def _cached_session(loaders: Mapping[str, Loader], device: str, request: str
+                    ) -> Session | None:
+    """The backend decided for this request before, loaded alone (None: measure)."""
+    hit = _by_request(request)
+    name = hit.get("backend") if hit else None
+    if name not in loaders:
+        return None
+    try:
+        session = loaders[name](device)
+    except ViewfinderError as exc:  # e.g. its package went away: decide again
+        log.debug("cached backend %s does not load (%s)", name, exc)
+        return None
+    session.choice_reason = f"{hit['reason']} (cached)"  # type: ignore[index]
+    return session
+
+
 def _measure(path: str | Path, key: str, sessions: dict[str, Session], skipped: dict[str, str],
-             trial: Mapping[str, Sequence[int]], precision: str, threads: int
-             ) -> tuple[str, str]:
+             trial: Mapping[str, Sequence[int]], precision: str, threads: int,
+             request: str | None = None) -> tuple[str, str]:
     if len(sessions) == 1:
         chosen = next(iter(sessions))
         return chosen, f"auto: {chosen}, the only backend that can run it" + "".join(
@@ -178,7 +303,7 @@ def _measure(path: str | Path, key: str, sessions: dict[str, Session], skipped: 
             chosen = name
     reason = _describe(chosen, times, trial, precision, threads, skipped)
     _store(key, {"backend": chosen, "reason": reason, "model": str(path),
-                 "best_ms": {k: round(v * 1e3, 4) for k, v in times.items()}})
+                 "best_ms": {k: round(v * 1e3, 4) for k, v in times.items()}}, request)
     return chosen, reason
 
 
@@ -202,6 +327,11 @@ def choose_backend(path: str | Path, loaders: Mapping[str, Loader], precision: s
         The chosen session, with ``choice_reason`` set.
     """
     threads = thread_budget(threads)
+    request = request_key(path, list(loaders), precision, threads, device, shapes, provider)
+    cached = _cached_session(loaders, device, request)
+    if cached is not None:
+        log.info("%s: %s", Path(path).name, cached.choice_reason)
+        return cached
     sessions: dict[str, Session] = {}
     skipped: dict[str, str] = {}
     first = _first_session(loaders, device, sessions, skipped)
@@ -212,9 +342,11 @@ def choose_backend(path: str | Path, loaders: Mapping[str, Loader], precision: s
         _load_all(loaders, device, sessions, skipped, only=hit["backend"])
     if hit and hit.get("backend") in sessions:
         chosen, reason = hit["backend"], f"{hit['reason']} (cached)"
+        _store(key, hit, request)  # found by its request from now on
     else:
         _load_all(loaders, device, sessions, skipped)
-        chosen, reason = _measure(path, key, sessions, skipped, trial, precision, threads)
+        chosen, reason = _measure(path, key, sessions, skipped, trial, precision, threads,
+                                  request)
     for name, sess in sessions.items():
         if name != chosen:
             sess.close()

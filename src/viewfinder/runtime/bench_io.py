@@ -2,7 +2,8 @@
 
 Inputs: zeros (or seeded random data) shaped by the model, ``.npy`` files as they
 are, ``.bin`` files as raw tensors shaped by the model input, and images through
-the model's declared preprocessing (its zoo :class:`~viewfinder.runtime.specs.InputSpec`).
+the model's declared preprocessing (``spec.preprocess()``, see
+:mod:`viewfinder.runtime.preprocess`).
 Outputs: one file per output tensor per input (``txt``, ``bin`` or ``npy``).
 """
 
@@ -140,10 +141,9 @@ def _read_image(path: Path, spec: ModelSpec | None, shape: tuple[int, ...]) -> n
         raise ConfigError(f"{path}: image inputs need a zoo model (its declared "
                           "preprocessing); pass the model by zoo name, or give .npy/.bin")
     from viewfinder.media.image import read_image
-    from viewfinder.runtime.preprocess import image_to_tensor
 
     size = (shape[3], shape[2]) if spec.input.layout == "NCHW" else (shape[2], shape[1])
-    return image_to_tensor(read_image(path), spec.input, size)
+    return spec.preprocess(size)(read_image(path)).tensor
 
 
 def load_samples(session: Session, spec: ModelSpec | None, paths: Sequence[str | Path],

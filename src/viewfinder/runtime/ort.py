@@ -49,14 +49,21 @@ _QUANT_OPS = {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMu
 
 def graph_precision(path: str | Path) -> str:
     """The precision an ONNX file is stored in: ``"int8"`` (quantized ops), ``"fp16"``
-    (float16 weights dominate) or ``"f32"``."""
-    import onnx
+    (float16 weights dominate) or ``"f32"``.
 
-    model = onnx.load(str(path), load_external_data=False)
-    if any(n.op_type in _QUANT_OPS for n in model.graph.node):
+    Read from the file's protobuf fields directly (:mod:`viewfinder.runtime.onnx_wire`):
+    ``import onnx`` alone would cost more than loading the session.
+
+    Raises:
+        DecodeError: not a protobuf message (:class:`viewfinder.runtime.onnx_wire.DecodeError`).
+    """
+    from viewfinder.runtime.onnx_wire import FLOAT, FLOAT16, read_summary
+
+    summary = read_summary(path)
+    if any(op in _QUANT_OPS for op in summary.op_types):
         return "int8"
-    f16 = sum(1 for t in model.graph.initializer if t.data_type == onnx.TensorProto.FLOAT16)
-    f32 = sum(1 for t in model.graph.initializer if t.data_type == onnx.TensorProto.FLOAT)
+    f16 = sum(1 for t in summary.initializer_types if t == FLOAT16)
+    f32 = sum(1 for t in summary.initializer_types if t == FLOAT)
     return "fp16" if f16 > f32 else "f32"
 
 

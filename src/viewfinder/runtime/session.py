@@ -16,10 +16,14 @@ BACKENDS = ("ort", "openvino", "auto")
 
 
 def available_backends() -> list[str]:
-    """Backends installed in this environment, in preference order."""
-    from viewfinder.runtime.ov import ov_version
+    """Backends installed in this environment, in preference order.
 
-    return ["ort"] + (["openvino"] if ov_version() != "none" else [])
+    Found without importing them (``import openvino`` is 0.3 s, paid only when it runs);
+    a backend that is installed but broken fails when loaded, with its own message.
+    """
+    from viewfinder.runtime.auto import installed_versions
+
+    return ["ort"] + (["openvino"] if installed_versions()["openvino"] != "none" else [])
 
 
 def _load_ort(path: str | Path, provider: str, threads: int, precision: str, spin: bool,
@@ -94,8 +98,9 @@ def load_session(
     elif backend == "auto":
         from viewfinder.runtime.auto import choose_backend
 
-        session = choose_backend(path, {"ort": ort, "openvino": ov}, precision, threads,
-                                 device, shapes, provider)
+        # a provider is ONNX Runtime's: asked for, it is never traded for another backend
+        loaders = {"ort": ort} if provider != "cpu" else {"ort": ort, "openvino": ov}
+        session = choose_backend(path, loaders, precision, threads, device, shapes, provider)
     else:
         raise ConfigError(f"backend {backend!r}: expected one of {', '.join(BACKENDS)}")
     if shapes:

@@ -9,12 +9,35 @@ images for it. The zoo (:mod:`viewfinder.runtime.zoo`) registers them.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from viewfinder.errors import ConfigError
 
-__all__ = ["FileSpec", "InputSpec", "ModelSpec"]
+if TYPE_CHECKING:  # preprocess imports this module: import it lazily at call time
+    from viewfinder.runtime.preprocess import Preprocessor, SizeArg
+
+__all__ = ["PRECISIONS", "PRECISION_ALIASES", "FileSpec", "InputSpec", "ModelSpec",
+           "normalize_precision"]
 
 _HEX = frozenset("0123456789abcdef")
+
+#: The one precision vocabulary (CLI flags, TOML configs, the API).
+PRECISIONS = ("f32", "fp16", "bf16", "int8")
+#: Other spellings accepted for them (``fp32`` is what ``convert`` and its TOML used).
+PRECISION_ALIASES = {"fp32": "f32", "float32": "f32", "float16": "fp16", "f16": "fp16"}
+
+
+def normalize_precision(value: str, allowed: tuple[str, ...] = PRECISIONS,
+                        what: str = "precision") -> str:
+    """The canonical name of a precision (``fp32`` -> ``f32``).
+
+    Raises:
+        ConfigError: not one of ``allowed`` (nor an alias of one).
+    """
+    name = PRECISION_ALIASES.get(str(value).lower(), str(value).lower())
+    if name not in allowed:
+        raise ConfigError(f"{what} {value!r}: expected one of {', '.join(allowed)}")
+    return name
 
 
 @dataclass(frozen=True)
@@ -70,8 +93,13 @@ class InputSpec:
         std: Per-channel std, same convention.
         multiple: H and W must be multiples of this (dynamic models).
         resize: ``"letterbox"`` (keep aspect, pad bottom/right or centred),
-            ``"stretch"`` (plain resize) or ``"crop"`` (the caller crops; resize only).
+            ``"stretch"`` (plain resize) or ``"crop"`` (a square crop around a box:
+            centre = box centre, side = ``crop_margin`` x the box's longer side).
         dtype: Input tensor dtype name.
+        center: Letterbox placement: True pads equally on both sides (Darknet/YOLO),
+            False pads right and bottom only (SCRFD, YuNet).
+        pad_value: Letterbox padding, in image pixel values (0..255, before mean/std).
+        crop_margin: ``resize="crop"``: the crop's side over the box's longer side.
     """
 
     name: str
@@ -84,6 +112,9 @@ class InputSpec:
     multiple: int = 1
     resize: str = "letterbox"
     dtype: str = "float32"
+    center: bool = False
+    pad_value: float = 0.0
+    crop_margin: float = 1.5
 
     def __post_init__(self) -> None:
         if self.layout not in ("NCHW", "NHWC"):
@@ -94,11 +125,32 @@ class InputSpec:
             raise ConfigError(f"input {self.name}: resize {self.resize!r} unknown")
         if any(s == 0 for s in self.std):
             raise ConfigError(f"input {self.name}: std must be non-zero, got {self.std}")
+        if not 0 <= self.pad_value <= 255:
+            raise ConfigError(f"input {self.name}: pad_value {self.pad_value}, expected 0..255")
+        if self.crop_margin <= 0:
+            raise ConfigError(f"input {self.name}: crop_margin must be positive, "
+                              f"got {self.crop_margin}")
 
     @property
     def image_size(self) -> tuple[int, int]:
         """``(width, height)`` images are brought to: the fixed size or the default."""
         return self.size if self.size is not None else self.default_size
+
+    def preprocess(self, size: SizeArg = None) -> Preprocessor:
+        """The image -> input tensor transform this spec declares.
+
+        Args:
+            size: For dynamic models: ``(width, height)``, ``"auto"`` (the longer side
+                scaled to ``max(default_size)``, both rounded up to ``multiple``) or None
+                (``default_size``). Fixed models ignore None and refuse another size.
+
+        Returns:
+            A :class:`~viewfinder.runtime.preprocess.Preprocessor`:
+            ``tensor, inverse = pre(image_bgr)`` (``pre(crop_source, box=...)`` for crops).
+        """
+        from viewfinder.runtime.preprocess import Preprocessor
+
+        return Preprocessor(self, size)
 
 
 @dataclass(frozen=True)
@@ -133,6 +185,22 @@ class ModelSpec:
     def primary(self) -> FileSpec:
         """The main file (the ONNX graph, the Darknet cfg, the DPM struct)."""
         return self.files[0]
+
+    def preprocess(self, size: SizeArg = None) -> Preprocessor:
+        """The preprocessing this model needs (torchvision's ``weights.transforms()``).
+
+        ``tensor, inverse = spec.preprocess()(image_bgr)``: the input tensor and the
+        transform mapping input coordinates (boxes, points) back to the image. See
+        :meth:`InputSpec.preprocess` for ``size``.
+
+        Raises:
+            ConfigError: the model takes no image tensor (DPM: its detector builds a
+                feature pyramid), or ``size`` does not fit the model.
+        """
+        if self.input is None:
+            raise ConfigError(f"model {self.name}: takes no image tensor (its detector "
+                              "does its own preprocessing)")
+        return self.input.preprocess(size)
 
     @property
     def size(self) -> int | None:

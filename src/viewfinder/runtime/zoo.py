@@ -3,6 +3,11 @@
 >>> from viewfinder.runtime import zoo
 >>> spec = zoo.get_model("scrfd_500m")
 >>> path = zoo.resolve("scrfd_500m")          # local dir, cache, or download
+>>> path, spec = zoo.resolve_model("VOC2007_person", task="dpm")  # name or path
+
+:func:`resolve_model` is the one "zoo name or path" resolver every command and task
+package uses. Its integrity errors (a local copy that fails its checksum) are
+:class:`~viewfinder.errors.ModelError` and are never turned into a search elsewhere.
 
 Digests and sizes come from the copies in ``shared/SHA256SUMS`` (the files the
 project is tested with); where an upstream copy is known to differ only in
@@ -26,11 +31,14 @@ __all__ = [
     "register",
     "resolve",
     "resolve_files",
+    "resolve_model",
     "resolve_model_arg",
     "spec_for_file",
 ]
 
 _REGISTRY: dict[str, ModelSpec] = {}
+_TASK_WORDS = {"dpm": "DPM model", "detection": "detection model",
+               "face-detection": "face detection model", "face-landmarks": "landmark model"}
 
 
 def register(spec: ModelSpec) -> ModelSpec:
@@ -127,19 +135,83 @@ def spec_for_file(path: str | os.PathLike[str]) -> ModelSpec | None:
     return None
 
 
-def resolve_model_arg(arg: str) -> tuple[Path, ModelSpec | None]:
-    """A CLI model argument: a zoo name or a file path, with its spec when known.
+def _zoo_name(arg: str, task: str | None) -> str | None:
+    """The registered name ``arg`` is: itself or ``<task>/<arg>`` (``VOC2007_person`` with
+    task ``dpm`` is ``dpm/VOC2007_person``)."""
+    if arg in _REGISTRY:
+        return arg
+    if task is not None and f"{task}/{arg}" in _REGISTRY:
+        return f"{task}/{arg}"
+    return None
+
+
+def _by_file_name(arg: str, task: str | None) -> str | None:
+    """The model whose primary file is named ``arg`` (``VOC2007_person_final.mat``)."""
+    if os.sep in arg or "/" in arg:
+        return None
+    found = [s.name for s in _REGISTRY.values()
+             if arg in (s.primary.name, Path(s.primary.name).stem)
+             and (task is None or s.task == task)]
+    return found[0] if len(found) == 1 else None
+
+
+def _unknown(arg: str, task: str | None) -> ModelNotFoundError:
+    names = [s.name for s in list_models(task)] if task else list(_REGISTRY)
+    bare = [n.removeprefix(f"{task}/") for n in names] if task else []
+    close = difflib.get_close_matches(arg, list(dict.fromkeys(names + bare)), n=4, cutoff=0.5)
+    what = _TASK_WORDS.get(task or "", f"{task} model" if task else "model")
+    hint = f"; did you mean {', '.join(close)}?" if close else "; see `viewfinder models list`"
+    return ModelNotFoundError(f"{what} {arg!r}: no such file and not in the zoo{hint}")
+
+
+def resolve_model(arg: str | os.PathLike[str], task: str | None = None, *,
+                  fetch: bool = True, progress: Progress | None = None,
+                  identify: bool = True) -> tuple[Path, ModelSpec | None]:
+    """The one "zoo name or path" resolver: a model argument -> (primary file, spec).
+
+    In order: a registered zoo name (also ``<task>/<arg>``) is resolved through
+    :func:`resolve` (every file found locally is checksum-verified; missing ones are
+    downloaded unless ``fetch`` is False); else an existing file is returned as it is,
+    with the spec whose digest it has (None for a model of your own); else a zoo file
+    name (``VOC2007_person_final.mat``) is resolved as its model.
+
+    Args:
+        arg: Zoo name or file path.
+        task: Only models of this task (``face-detection``, ``face-landmarks``,
+            ``detection``, ``dpm``): a zoo model of another task is refused.
+        fetch: Download zoo files that are not available locally.
+        progress: Download progress callback.
+        identify: For a file path, find its spec by digest (False: skip the hashing
+            and return None; for callers that only need the path).
 
     Raises:
-        ModelNotFoundError: neither a zoo name nor an existing file.
+        ModelError: a local or downloaded copy fails its checksum (never swallowed),
+            or a zoo model of another task.
+        ModelNotFoundError: neither an existing file nor a zoo name (close names listed),
+            or a zoo file that is missing and cannot be fetched.
     """
     _ensure_loaded()
-    if arg in _REGISTRY:
-        return resolve(arg), _REGISTRY[arg]
-    p = Path(arg)
-    if p.is_file():
-        return p, spec_for_file(p)
-    if p.suffix or os.sep in arg:
-        raise ModelNotFoundError(f"{arg}: no such model file")
-    get_model(arg)  # raises with close names
-    raise AssertionError("unreachable")  # pragma: no cover
+    text = os.fspath(arg)
+    if task is not None:
+        list_models(task)  # an unknown task is refused with the known ones
+    name = _zoo_name(text, task)
+    p = Path(text).expanduser()
+    if name is None and p.is_file():
+        spec = spec_for_file(p) if identify else None
+        return p, spec if spec is None or task is None or spec.task == task else None
+    name = name or _by_file_name(text, task)
+    if name is not None:
+        spec = _REGISTRY[name]
+        if task is not None and spec.task != task:
+            raise ModelError(f"model {name}: a {spec.task} model, expected a {task} model")
+        return resolve(name, fetch, progress), spec
+    if p.exists():
+        raise ModelNotFoundError(f"{p}: not a model file (a directory?)")
+    if p.suffix:
+        raise ModelNotFoundError(f"{text}: no such model file")
+    raise _unknown(text, task)
+
+
+def resolve_model_arg(arg: str) -> tuple[Path, ModelSpec | None]:
+    """Deprecated name of :func:`resolve_model` (kept for callers not yet moved)."""
+    return resolve_model(arg)

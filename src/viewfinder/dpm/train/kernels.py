@@ -45,8 +45,6 @@ def entry_scores_serial(data, ptr, start, w):  # pragma: no cover - numba
     return out
 
 
-
-
 @numba.njit(fastmath=True, cache=True)
 def best_entry(data, ptr, start, ex_ptr, w, i):  # pragma: no cover - numba
     best, arg = -np.inf, ex_ptr[i]
@@ -102,34 +100,77 @@ def sgd_pass(data, ptr, start, ex_ptr, labels, w, learn_mult, runs, run_rl, lowe
 
 
 @numba.njit(fastmath=True, cache=True)
-def dcd_pass(data, ptr, start, chosen, labels, upper, qii, alpha, u, w, inv_r, lower,
-              perm):  # pragma: no cover - numba
+def dcd_pass(data, ptr, start, chosen, labels, upper, qii, alpha, u, w, inv_r, center, lower,
+             order, shrunk, pg_max_old, pg_min_old):  # pragma: no cover - numba
+    """One pass of dual coordinate descent over ``order`` with liblinear's shrinking.
+
+    ``w = max(u * inv_r + center, lower)``. An example at a bound whose gradient lies
+    beyond last pass's projected-gradient range (``pg_max_old``/``pg_min_old``; +-inf:
+    no shrinking) is marked in ``shrunk`` and skipped. Returns this pass's
+    projected-gradient range.
+    """
     pg_max, pg_min = -np.inf, np.inf
-    for q in range(perm.shape[0]):
-        i = perm[q]
+    for q in range(order.shape[0]):
+        i = order[q]
         e = chosen[i]
         s, m = start[e], ptr[e + 1] - ptr[e]
         ws, xs = w[s:s + m], data[ptr[e]:ptr[e + 1]]
         y = labels[i]
         g = y * dot(ws, xs) - 1.0
         a = alpha[i]
-        pg = g
+        pg = 0.0
         if a <= 0.0:
+            if g > pg_max_old:
+                shrunk[i] = True
+                continue
             pg = min(g, 0.0)
         elif a >= upper[i]:
+            if g < pg_min_old:
+                shrunk[i] = True
+                continue
             pg = max(g, 0.0)
+        else:
+            pg = g
         pg_max = max(pg_max, pg)
         pg_min = min(pg_min, pg)
-        if pg == 0.0 or qii[i] <= 0.0:
+        if abs(pg) < 1e-12 or qii[i] <= 0.0:
             continue
         a_new = min(max(a - g / qii[i], 0.0), upper[i])
         delta = (a_new - a) * y
         alpha[i] = a_new
-        us, rs, ls = u[s:s + m], inv_r[s:s + m], lower[s:s + m]
+        us, rs, cs, ls = u[s:s + m], inv_r[s:s + m], center[s:s + m], lower[s:s + m]
         for k in range(m):
             us[k] += delta * xs[k]
-            ws[k] = max(us[k] * rs[k], ls[k])
-    return pg_max - pg_min
+            ws[k] = max(us[k] * rs[k] + cs[k], ls[k])
+    return pg_max, pg_min
+
+
+@numba.njit(parallel=True, fastmath=True, cache=True)
+def chosen_scores(data, ptr, start, chosen, w):  # pragma: no cover - numba
+    """Score of each example's chosen entry."""
+    n = chosen.shape[0]
+    out = np.empty(n, np.float64)
+    for i in numba.prange(n):
+        e = chosen[i]
+        m = ptr[e + 1] - ptr[e]
+        out[i] = dot(w[start[e]:start[e] + m], data[ptr[e]:ptr[e + 1]])
+    return out
+
+
+@numba.njit(fastmath=True, cache=True)
+def dual_sum(data, ptr, start, chosen, labels, alpha, dim):  # pragma: no cover - numba
+    """``u = sum_i alpha_i y_i x_i`` over the chosen entries."""
+    u = np.zeros(dim)
+    for i in range(chosen.shape[0]):
+        a = alpha[i] * labels[i]
+        if a == 0.0:
+            continue
+        e = chosen[i]
+        s, m = start[e], ptr[e + 1] - ptr[e]
+        us, xs = u[s:s + m], data[ptr[e]:ptr[e + 1]]
+        for k in range(m):
+            us[k] += a * xs[k]
+    return u
 
 
 @numba.njit(parallel=True, fastmath=True, cache=True)

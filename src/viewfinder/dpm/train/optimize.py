@@ -38,7 +38,9 @@ from viewfinder.dpm.train.kernels import (
     IN_CACHE,
     MAX_RND_WAIT,
     NO_BOUND,
+    chosen_scores,
     dcd_pass,
+    dual_sum,
     entry_scores_parallel,
     entry_scores_serial,
     qii,
@@ -166,6 +168,8 @@ class SolveResult:
     history: list[float] = field(default_factory=list)
     passes: int = 0
     seconds: float = 0.0
+    alpha: np.ndarray | None = None
+    gap: float = float("nan")
 
 
 # --------------------------------------------------------------------------- kernels
@@ -285,32 +289,43 @@ def sgd(problem: Problem, reg: Regularizer, C: float, J: float = 1.0, *,
 
 
 def dcd(problem: Problem, reg: Regularizer, C: float, J: float = 1.0, *,
-        passes: int = 50, rounds: int = 3, tol: float = 1e-3, reg_floor: float = 0.01,
-        w0: np.ndarray | None = None, seed: int = 0,
+        passes: int = 300, rounds: int = 3, tol: float = 0.1, gap_tol: float = 1e-4,
+        reg_floor: float = 0.01, prox_steps: int = 4, shrinking: bool = True,
+        w0: np.ndarray | None = None, alpha0: np.ndarray | None = None, seed: int = 0,
         progress: Progress | None = None) -> SolveResult:
     """Dual coordinate descent on the same objective (the faster solver).
 
-    Positives' latent entries are fixed to their best-scoring entry under the current
-    weights for each of ``rounds`` outer rounds (CCCP: the objective never rises);
-    negatives must have one entry each (as mined negatives do). Coordinates with
-    ``reg_mult`` 0 (biases) need some regularisation inside the dual: it is lowered in
-    warm-started steps (1, 0.1, then ``reg_floor``; the dual variables carry over), each
-    such coordinate is finally set to its exact minimiser (a 1-D piecewise-linear
-    problem) with the rest held fixed, and the objective reported is the true one.
+    Positives' latent entries are fixed to their best-scoring entry for each of
+    ``rounds`` outer rounds (CCCP: the objective never rises); a round whose choice
+    did not change ends the solve, and the dual variables carry over from round to
+    round. Negatives must have one entry each (as mined negatives do). Coordinates with
+    ``reg_mult`` below ``reg_floor`` (biases) get ``reg_floor`` inside the dual,
+    reached in warm-started steps from 1 (only the last when ``alpha0`` is given), then
+    ``prox_steps`` proximal steps pull the floor's shrinkage off them (regularisation
+    around the current value instead of 0); finally each unbounded one is set to its
+    exact minimiser with the rest held fixed. The objective reported is the true one.
+
+    A step stops when liblinear's projected-gradient spread falls below ``tol`` (with
+    examples that stay at a bound shrunk out of the passes and checked again at the
+    end) or when its duality gap falls below ``gap_tol`` times its primal objective.
 
     Args:
         problem: The cached problem.
         reg: Regularisation multipliers and lower bounds (``learn_mult`` is an SGD
             notion and is ignored).
         C: Hinge-loss weight. J: extra weight of positives.
-        passes: Coordinate passes per round and bias-floor step at most.
+        passes: Coordinate passes per step at most.
         rounds: Outer rounds that re-pick positives' latent entries.
-        tol: Stop a round when the projected-gradient spread falls below this.
+        tol: Projected-gradient spread that ends a step (liblinear's eps).
+        gap_tol: Relative duality gap that ends a step (0: not checked).
         reg_floor: Smallest regularisation used in the dual.
+        prox_steps: Proximal steps on the under-regularised coordinates at the floor.
+        shrinking: Skip examples that stay at a bound (liblinear's shrinking).
         w0: Weights that pick the first round's latent entries (zeros by default).
+        alpha0: Dual variables to start from (a previous solve's ``alpha`` on the same
+            examples; clipped to ``[0, C]`` / ``[0, C J]``).
         seed: Random seed for the coordinate order.
-        progress: Called as ``progress(pass, objective)`` when the objective is
-            evaluated: every ``ceil(10000 / N)`` passes and at the end of each step.
+        progress: Called as ``progress(pass, objective)`` at the end of every step.
     """
     _check_solver_args(problem, reg, C, J)
     n = problem.num_examples
@@ -318,22 +333,36 @@ def dcd(problem: Problem, reg: Regularizer, C: float, J: float = 1.0, *,
     if (multi & (problem.labels < 0)).any():
         raise ConfigError("dcd: negative examples must have exactly one entry each")
     w = _init_w(problem, reg, w0)
-    result = SolveResult(w, objective(problem, w, reg, C, J))
+    result = SolveResult(w, objective(problem, w, reg, C, J), alpha=np.zeros(n))
     if n == 0:
         return result
     t0 = time.perf_counter()
-    lower = np.maximum(reg.lower, NO_BOUND)
     upper = np.where(problem.labels > 0, C * J, C).astype(np.float64)
-    floors = [f for f in (1.0, 0.1) if f > reg_floor] + [reg_floor]
-    rng = np.random.default_rng(seed)
+    alpha = np.zeros(n) if alpha0 is None else np.clip(np.asarray(alpha0, np.float64), 0, upper)
+    check_shape(alpha, (n,), "alpha0")
+    warm = bool(alpha.any())
+    floors = [reg_floor] if warm else [f for f in (1.0, 0.1) if f > reg_floor] + [reg_floor]
+    free = reg.reg_mult < reg_floor
+    steps = [(f, False) for f in floors] + [(reg_floor, True)] * (prox_steps if free.any() else 0)
+    solver = _DualSolver(problem, reg, upper, alpha, w[free] if warm else 0.0, free,
+                         passes, tol, gap_tol, shrinking, np.random.default_rng(seed))
+    chosen = _choose_entries(problem, w)
     for _ in range(max(rounds, 1)):
-        chosen = _choose_entries(problem, w)
-        w = _dcd_round(problem, chosen, upper, floors, reg, lower, passes, tol, rng, result,
-                       progress, C, J)
-        if not multi.any():
+        solver.start_round(chosen)
+        for floor, prox in steps:
+            w = solver.step(floor, prox)
+            f = objective(problem, w, reg, C, J).total
+            result.history.append(f)
+            if progress is not None:
+                progress(solver.passes, f)
+            if prox and solver.settled:
+                break
+        new = _choose_entries(problem, w)
+        if not multi.any() or np.array_equal(new, chosen):
             break
+        chosen = new
     w = _polish_free(problem, _choose_entries(problem, w), w, reg, upper)
-    result.w = w
+    result.w, result.alpha, result.passes, result.gap = w, alpha, solver.passes, solver.gap
     result.objective = objective(problem, w, reg, C, J)
     result.seconds = time.perf_counter() - t0
     return result
@@ -343,32 +372,71 @@ def _choose_entries(problem: Problem, w: np.ndarray) -> np.ndarray:
     return segment_argmax(entry_scores(problem, w), problem.ex_ptr)
 
 
-def _dcd_round(problem, chosen, upper, floors, reg, lower, passes, tol, rng, result, progress,
-               C, J) -> np.ndarray:
-    """One latent round: dual coordinate descent, continued over decreasing bias floors."""
-    n = problem.num_examples
-    alpha = np.zeros(n)
-    u = np.zeros(problem.dim)
-    w = np.zeros(problem.dim)
-    for floor in floors:
-        inv_r = 1.0 / np.maximum(reg.reg_mult, floor)
-        w = np.maximum(u * inv_r, lower)  # alpha and u carry over: a warm start
-        diag = qii(problem.data, problem.ptr, problem.start, chosen, inv_r)
-        check_every = max(1, -(-10_000 // n))  # objective every >= 10000 visits, as sgd
-        for k in range(passes):
-            perm = rng.permutation(n).astype(np.int64)
-            spread = dcd_pass(problem.data, problem.ptr, problem.start, chosen, problem.labels,
-                              upper, diag, alpha, u, w, inv_r, lower, perm)
-            result.passes += 1
-            done = spread < tol or k == passes - 1
-            if done or result.passes % check_every == 0:
-                f = objective(problem, w, reg, C, J).total
-                result.history.append(f)
-                if progress is not None:
-                    progress(result.passes, f)
-            if done:
+class _DualSolver:
+    """The dual state (alpha, u = sum alpha y x) of :func:`dcd` and its steps."""
+
+    def __init__(self, problem, reg, upper, alpha, free_center, free, passes, tol, gap_tol,
+                 shrinking, rng) -> None:
+        self.p, self.reg, self.upper, self.alpha, self.free = problem, reg, upper, alpha, free
+        self.lower = np.maximum(reg.lower, NO_BOUND)
+        self.center = np.zeros(problem.dim)
+        self.center[free] = free_center
+        self.max_passes, self.tol, self.gap_tol = passes, tol, gap_tol
+        self.shrinking, self.rng = shrinking, rng
+        self.passes, self.gap, self.settled = 0, float("nan"), False
+        self.chosen = np.zeros(problem.num_examples, np.int64)
+        self.u = np.zeros(problem.dim)
+        self.w = np.zeros(problem.dim)
+
+    def start_round(self, chosen: np.ndarray) -> None:
+        """Fix the latent entries; ``u`` follows from the carried-over ``alpha``."""
+        p = self.p
+        self.chosen = chosen
+        self.u = dual_sum(p.data, p.ptr, p.start, chosen, p.labels, self.alpha, p.dim)
+
+    def step(self, floor: float, prox: bool) -> np.ndarray:
+        """Solve the dual with ``floor`` (and a proximal centre when ``prox``)."""
+        p = self.p
+        before = self.center[self.free].copy()
+        if prox:  # regularise the free coordinates around their current value
+            self.center[self.free] = self.w[self.free]
+        rr = np.maximum(self.reg.reg_mult, floor)
+        inv_r = 1.0 / rr
+        self.w = np.maximum(self.u * inv_r + self.center, self.lower)
+        diag = qii(p.data, p.ptr, p.start, self.chosen, inv_r)
+        n = p.num_examples
+        active, shrunk = np.arange(n, dtype=np.int64), np.zeros(n, np.bool_)
+        pg_max, pg_min = np.inf, -np.inf
+        for k in range(self.max_passes):
+            order = active[self.rng.permutation(active.shape[0])]
+            hi, lo = dcd_pass(p.data, p.ptr, p.start, self.chosen, p.labels, self.upper, diag,
+                              self.alpha, self.u, self.w, inv_r, self.center, self.lower, order,
+                              shrunk, pg_max, pg_min)
+            self.passes += 1
+            active = order[~shrunk[order]] if self.shrinking else order
+            if hi - lo <= self.tol:
+                if active.shape[0] == n and self._gap_ok(rr):
+                    break
+                active, pg_max, pg_min = np.arange(n, dtype=np.int64), np.inf, -np.inf
+                shrunk[:] = False
+                continue
+            pg_max, pg_min = (hi if hi > 0 else np.inf), (lo if lo < 0 else -np.inf)
+            if (k + 1) % 10 == 0 and self._gap_ok(rr):
                 break
-    return w
+        moved = np.abs(self.center[self.free] - before)
+        self.settled = prox and bool((moved <= 1e-4 * np.maximum(1.0, np.abs(before))).all())
+        return self.w
+
+    def _gap_ok(self, rr: np.ndarray) -> bool:
+        """Whether the step's relative duality gap is below ``gap_tol``."""
+        p, w = self.p, self.w
+        s = chosen_scores(p.data, p.ptr, p.start, self.chosen, w)
+        dw = w - self.center
+        half = 0.5 * float(np.sum(rr * dw * dw))
+        primal = half + float(np.sum(self.upper * np.maximum(0.0, 1.0 - p.labels * s)))
+        dual = float(self.alpha.sum()) - float(np.dot(self.u, w)) + half
+        self.gap = (primal - dual) / max(abs(primal), 1e-12)
+        return self.gap <= self.gap_tol
 
 
 def _polish_free(problem: Problem, chosen: np.ndarray, w: np.ndarray, reg: Regularizer,

@@ -9,6 +9,7 @@ from typing import Any
 
 from viewfinder.errors import DecodeError, FormatError
 from viewfinder.fileio import check_readable
+from viewfinder.media.limits import check_pixels
 
 __all__ = ["RAW_FORMATS", "VideoInfo", "open_input", "probe", "video_stream"]
 
@@ -83,6 +84,7 @@ def video_stream(container: Any, path: str | os.PathLike[str]) -> Any:
         raise FormatError(f"{path}: unsupported codec (no decoder in this FFmpeg build)")
     if not stream.width or not stream.height:
         raise DecodeError(f"{path}: {ctx.name} stream has no picture size (damaged header?)")
+    check_pixels(int(stream.width), int(stream.height), f"{path}: {ctx.name} stream")
     return stream
 
 

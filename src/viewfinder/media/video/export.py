@@ -26,6 +26,13 @@ class ExportResult:
     written: int = 0
     files: list[Path] = field(default_factory=list)
     errors: list[tuple[int, str]] = field(default_factory=list)
+    matrix: str = "bt601"
+    full_range: bool = False
+
+    @property
+    def yuv_range(self) -> str:
+        """``"full"`` or ``"limited"``: the range of the stream (and of exported .yuv)."""
+        return "full" if self.full_range else "limited"
 
 
 def _prepare_dir(out_dir: Path) -> None:
@@ -71,6 +78,8 @@ def export_frames(source: str | os.PathLike[str], out_dir: str | os.PathLike[str
             else:
                 data = encode_image(frame.image, f".{out_format}", "bgr24", quality)
             atomic_write_bytes(path, data)
+            if not result.files:
+                result.matrix, result.full_range = frame.matrix, frame.full_range
             result.files.append(path)
             result.written += 1
             if progress is not None:

@@ -19,7 +19,7 @@ Example (every key optional; see docs/convert.md)::
     size = [640, 480]         # fix the model's width, height
 
     [precision]
-    dtype = "int8"            # fp32 | fp16 | int8
+    dtype = "int8"            # f32 | fp16 | int8  (fp32 is accepted for f32)
     calibration = "calib/"    # relative to this file
     calibration_limit = 32
     quant_format = "qoperator"  # qoperator | qdq
@@ -42,10 +42,12 @@ from typing import Any
 from viewfinder.errors import ConfigError
 from viewfinder.fileio import check_readable
 from viewfinder.runtime.convert.spec import PreprocessSpec
+from viewfinder.runtime.specs import normalize_precision
 
 __all__ = ["PRECISIONS", "ConvertOptions", "load_config", "merge", "parse_batch"]
 
-PRECISIONS = ("fp32", "fp16", "int8")
+#: What a converted file can hold (bf16 is a runtime precision: OpenVINO's inference hint).
+PRECISIONS = ("f32", "fp16", "int8")
 _SHAPE_KEYS = ("batch", "size")
 _PRECISION_KEYS = ("dtype", "calibration", "calibration_limit", "quant_format", "per_channel",
                    "keep_edges_float", "calibrate_method")
@@ -61,7 +63,7 @@ class ConvertOptions:
         preprocess: Preprocessing to fuse in front of the input (None: none).
         batch: ``None`` keeps the batch, ``"dynamic"`` makes it symbolic, an int fixes it.
         size: Fix the model input's (width, height) before anything else.
-        precision: ``"fp32"``, ``"fp16"`` or ``"int8"``.
+        precision: ``"f32"``, ``"fp16"`` or ``"int8"`` (``"fp32"`` is read as ``"f32"``).
         calibration: int8: a directory of images / ``.npy`` tensors, or a list of files.
         calibration_limit: Use at most this many calibration files (0: all).
         quant_format: int8: ``"qoperator"`` (QLinearConv...; measured faster on ORT CPU
@@ -79,7 +81,7 @@ class ConvertOptions:
     preprocess: PreprocessSpec | None = None
     batch: int | str | None = None
     size: tuple[int, int] | None = None
-    precision: str = "fp32"
+    precision: str = "f32"
     calibration: str | Path | tuple[Path, ...] | None = None
     calibration_limit: int = 32
     quant_format: str = "qoperator"
@@ -91,9 +93,7 @@ class ConvertOptions:
     verify: bool = True
 
     def __post_init__(self) -> None:
-        if self.precision not in PRECISIONS:
-            raise ConfigError(f"precision {self.precision!r}: expected one of "
-                              f"{', '.join(PRECISIONS)}")
+        object.__setattr__(self, "precision", normalize_precision(self.precision, PRECISIONS))
         if self.quant_format not in ("qdq", "qoperator"):
             raise ConfigError(f"quant_format {self.quant_format!r}: expected qdq or qoperator")
         if self.calibrate_method not in (None, "minmax", "percentile", "entropy"):

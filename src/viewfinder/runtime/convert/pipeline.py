@@ -202,7 +202,7 @@ def _write(model: onnx.ModelProto, out: Path, core_path: Path,
         save_model(model, tmp)
         if not options.verify:
             return None
-        exact = options.precision == "fp32" and options.prelu_to_relu == 0
+        exact = options.precision == "f32" and options.prelu_to_relu == 0
         diff = verify_against_reference(tmp, core_path, options.preprocess, strict=exact)
         if options.batch == "dynamic":
             check_batch_items(str(tmp))

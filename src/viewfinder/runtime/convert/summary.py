@@ -38,7 +38,7 @@ class ConvertReport:
         verify_diff: Max |difference| of the outputs against NumPy preprocessing + the
             original model on a random input (None when not verified).
         precision_diffs: int8 outputs against float32 on the calibration inputs.
-        precision: ``"fp32"``, ``"fp16"`` or ``"int8"``.
+        precision: ``"f32"``, ``"fp16"`` or ``"int8"``.
     """
 
     source: str
@@ -48,7 +48,7 @@ class ConvertReport:
     changes: tuple[str, ...] = ()
     verify_diff: float | None = None
     precision_diffs: tuple[OutputDiff, ...] = field(default_factory=tuple)
-    precision: str = "fp32"
+    precision: str = "f32"
 
     @property
     def ops_added(self) -> dict[str, int]:
@@ -101,12 +101,12 @@ def format_report(report: ConvertReport) -> list[str]:
         lines.append(f"ops removed: {_ops(report.ops_removed)}")
     lines += [f"change: {c}" for c in report.changes]
     inexact = any(c.startswith("inexact") for c in report.changes)
-    if report.verify_diff is not None and report.precision == "fp32" and not inexact:
+    if report.verify_diff is not None and report.precision == "f32" and not inexact:
         lines.append(f"verified against NumPy preprocessing + original model: "
                      f"max |diff| {report.verify_diff:.3g}")
     elif report.verify_diff is not None:
         lines.append(f"{report.precision}{' (inexact rewrite)' if inexact else ''} against "
-                     "NumPy preprocessing + original fp32 model on a random input: "
+                     "NumPy preprocessing + original f32 model on a random input: "
                      f"max |diff| {report.verify_diff:.3g}")
     lines += [f"precision diff {d}" for d in report.precision_diffs]
     return lines

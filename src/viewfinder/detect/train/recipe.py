@@ -21,19 +21,17 @@ from typing import Any
 
 import numpy as np
 
-from viewfinder.detect.augment import Augment, BatchLoader, Sample
 from viewfinder.detect.darknet import build_darknet, save_weights
 from viewfinder.detect.darknet_cfg import parse_cfg, read_names
-from viewfinder.detect.loss import YoloTrainModel
-from viewfinder.detect.yolo import decode_outputs, postprocess, preprocess
+from viewfinder.detect.train.augment import Augment, BatchLoader, Sample
+from viewfinder.detect.train.loss import YoloTrainModel
+from viewfinder.detect.train.voc import VOCItem, VOCSplit, evaluate_voc, read_voc
 from viewfinder.errors import ConfigError, DatasetError
 from viewfinder.fileio import atomic_write_text
-from viewfinder.structures import Detections
 from viewfinder.train.amp import AmpPolicy, resolve_device
 from viewfinder.train.hooks import CheckpointHook, LoggingHook, LRWarmupHook
 from viewfinder.train.scaler import make_scaler
 from viewfinder.train.trainer import Trainer
-from viewfinder.train.voc_adapter import VOCItem, VOCSplit, evaluate_voc, read_voc
 
 __all__ = ["COCO_ALIASES", "YoloTrainConfig", "YoloTrainResult", "class_index", "evaluate_yolo",
            "train_yolo"]
@@ -180,27 +178,35 @@ def _evaluate(cfg: YoloTrainConfig, root: Path, names: tuple[str, ...], network:
     return evaluate_yolo(network, read_voc(root, cfg.eval_split), names, device, cfg.conf)
 
 
+class _TorchSession:
+    """A torch network behind the runtime ``Session.run`` call, so that evaluation during
+    training goes through :class:`~viewfinder.detect.yolo.YoloDetector`: the same decode,
+    thresholds, NMS, letterbox inverse and clipping as inference."""
+
+    def __init__(self, network: Any, device: Any) -> None:
+        self.network, self.device = network, device
+
+    def run(self, blob: np.ndarray) -> list[np.ndarray]:
+        import torch
+
+        with torch.no_grad():
+            outs = self.network(torch.from_numpy(blob).to(self.device))
+        return [o.float().cpu().numpy() for o in outs]
+
+
 def evaluate_yolo(network: Any, split: VOCSplit, names: tuple[str, ...], device: Any = "cpu",
                   conf: float = 0.005, iou: float = 0.45) -> dict[str, float]:
-    """Detect on every item with the torch network (eval mode) and return the VOC AP."""
-    import torch
-
+    """Detect on every item with the torch network (eval mode), through the inference
+    detector's post-processing, and return the VOC AP."""
+    from viewfinder.detect.yolo import YoloDetector, _ModelInfo
     from viewfinder.media import read_image
 
     network.eval()
-    size = network.spec.input_shape[1:]
+    size = tuple(network.spec.input_shape[1:])
     spelled = set(split.dataset.classes)
     inverse = {n: a for a, n in COCO_ALIASES.items() if a in spelled and n not in spelled}
     names = tuple(inverse.get(n, n) for n in names)  # label detections as the data spells them
-    dets = []
-    with torch.no_grad():
-        for item in split.items:
-            image = read_image(item.image_path)
-            blob, t = preprocess(image, size)
-            raw = [o.float().cpu().numpy() for o in network(torch.from_numpy(blob).to(device))]
-            boxes, scores = decode_outputs(raw, network.heads)
-            b, s, c = postprocess(boxes[0], scores[0], conf, iou)
-            if len(b):
-                b = t.inverse().apply_box(b)
-            dets.append(Detections(b, s, c, names))
+    info = _ModelInfo("raw", size, tuple(network.heads), names)
+    detector = YoloDetector(_TorchSession(network, device), info, names, conf, iou)  # type: ignore[arg-type]
+    dets = [detector.detect(read_image(item.image_path)) for item in split.items]
     return evaluate_voc(split, dets)
