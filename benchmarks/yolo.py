@@ -144,7 +144,7 @@ def bench_inference(args, dets: dict[str, object], files: dict[str, Path], image
     blob, _ = preprocess(img, (416, 416))
     raw = dets["raw"].session.run(blob)
     peers = {
-        "viewfinder preprocess (letterbox, RGB, /255)": lambda: preprocess(img, (416, 416)),
+        "viewfinder preprocess (Darknet letterbox, RGB, /255)": lambda: preprocess(img, (416, 416)),
         "viewfinder decode + class-wise NMS (NumPy)": lambda: _post(raw, dets["raw"]),
         "viewfinder ORT forward": lambda: dets["raw"].session.run(blob),
         "viewfinder ORT int8 forward": lambda: dets["int8"].session.run(blob),

@@ -160,3 +160,21 @@ class PixelLimitError(SizeError):
 
 class UnsafeXMLError(DatasetError):
     """An XML document uses entity declarations or external references (refused)."""
+
+
+class ServiceError(ViewfinderError):
+    """A viewfinder service refused a request or could not be reached (the client).
+
+    ``status`` is the HTTP status (0 when there was no answer) and ``retry_after`` the
+    seconds a 503 asked to wait (None otherwise); the message is the service's one line.
+    """
+
+    def __init__(self, message: str, status: int = 0, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retry_after = retry_after
+
+
+class WorkerError(ViewfinderError):
+    """A worker process (or Ray actor) could not start, or failed in a way that is not
+    an input's fault (:mod:`viewfinder.scale`)."""

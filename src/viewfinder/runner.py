@@ -31,11 +31,11 @@ from typing import Any, Protocol
 import numpy as np
 
 from viewfinder.errors import ViewfinderError
-from viewfinder.media.sources import Failure, Item, Source
+from viewfinder.media.sources import Entry, Failure, Item, Source
 from viewfinder.sinks import Sink
 from viewfinder.structures import Detections
 
-__all__ = ["RunReport", "Task", "prefetch", "run"]
+__all__ = ["RunReport", "StreamFigures", "Task", "prefetch", "run"]
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,59 @@ class Task(Protocol):
     def reset(self) -> None:
         """A new stream starts."""
 
+    def frames(self, batch: list[tuple[str, np.ndarray, float]]) -> list[Detections]:
+        """The next frame of several streams at once (``(stream, image, time)`` each),
+        each stream keeping its own state: what the runner calls when it reads several
+        live streams together."""
+
+
+@dataclass
+class StreamFigures:
+    """Per-stream figures of a run: frames in and out, drops, capture-to-result latency.
+
+    Attributes:
+        frames_in: Frames the source decoded (live: received from the camera or URL).
+        frames_out: Frames processed.
+        dropped: Live frames replaced by a newer one before the task could take them.
+        latencies: Seconds from decoding to the result being written, per frame (live).
+        seconds: Wall time from the stream's first to its last frame.
+        outages: ``(start s, seconds, cause, attempts)`` of every drop and reconnect.
+    """
+
+    frames_in: int = 0
+    frames_out: int = 0
+    dropped: int = 0
+    latencies: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+    outages: list[tuple[float, float, str, int]] = field(default_factory=list)
+
+    @property
+    def fps_out(self) -> float:
+        """Frames processed per second."""
+        return self.frames_out / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def fps_in(self) -> float:
+        """Frames decoded per second."""
+        return self.frames_in / self.seconds if self.seconds > 0 else 0.0
+
+    def latency_ms(self, q: float) -> float:
+        """Capture-to-result latency percentile ``q`` (0-100) in ms; NaN without live frames."""
+        return float(np.percentile(self.latencies, q) * 1000) if self.latencies else float("nan")
+
+    def summary(self) -> str:
+        """One line: fps in/out, drops, latency p50/p99, outages."""
+        text = f"{self.frames_out} frames, {self.fps_in:.1f} fps in, {self.fps_out:.1f} fps out"
+        if self.dropped:
+            text += f", {self.dropped} dropped ({self.dropped / max(self.frames_in, 1):.0%})"
+        if self.latencies:
+            text += (f", latency p50 {self.latency_ms(50):.0f} ms, "
+                     f"p99 {self.latency_ms(99):.0f} ms")
+        if self.outages:
+            down = sum(o[1] for o in self.outages)
+            text += f", {len(self.outages)} outage(s), {down:.1f} s down"
+        return text
+
 
 @dataclass
 class RunReport:
@@ -66,6 +119,7 @@ class RunReport:
         failures: Inputs that could not be read or processed, in input order.
         seconds: Wall time of the whole run.
         streams: Frames processed per stream.
+        figures: :class:`StreamFigures` per video, camera or URL.
     """
 
     images: int = 0
@@ -74,6 +128,7 @@ class RunReport:
     failures: list[Failure] = field(default_factory=list)
     seconds: float = 0.0
     streams: dict[str, int] = field(default_factory=dict)
+    figures: dict[str, StreamFigures] = field(default_factory=dict)
 
     @property
     def items(self) -> int:
@@ -158,6 +213,15 @@ class _Run:
         self.task, self.sinks, self.profiler, self.on_result = task, sinks, profiler, on_result
         self.report = RunReport()
         self.stream: str | None = None
+        self.status: Callable[[RunReport], None] | None = None
+        self._shown = time.monotonic()
+        self._spans: dict[str, list[float]] = {}
+
+    def tick(self) -> None:
+        """Hand the report to ``status`` about once a second."""
+        if self.status is not None and time.monotonic() - self._shown >= 1.0:
+            self._shown = time.monotonic()
+            self.status(self.report)
 
     def switch(self, stream: str | None) -> None:
         """End the current stream when the next item belongs elsewhere."""
@@ -185,11 +249,55 @@ class _Run:
         with _stage(self.profiler, "draw / encode"):
             for sink in self.sinks:
                 sink.write(item, result)
+        self.count(item, result)
+
+    def process_batch(self, items: list[Item]) -> None:
+        """The next frame of several streams, through ``task.frames`` in one call."""
+        batch = [(str(it.origin.stream), it.image, it.origin.time or 0.0) for it in items]
+        try:
+            results = self.task.frames(batch)
+        except ViewfinderError as exc:
+            for it in items:
+                where = f"{it.origin.stream}#frame {it.origin.frame}"
+                self.report.failures.append(Failure(it.origin.source, where, str(exc),
+                                                    it.origin.stream))
+            return
+        with _stage(self.profiler, "draw / encode"):
+            for it, result in zip(items, results, strict=True):
+                for sink in self.sinks:
+                    sink.write(it, result)
+        for it, result in zip(items, results, strict=True):
+            self.count(it, result)
+
+    def end_stream(self, entry: Entry, end: BaseException, reader: Any) -> None:
+        """A stream read together with others has ended (cleanly, or with an error)."""
+        for sink in self.sinks:
+            sink.end_stream(entry.location)
+        if isinstance(end, ViewfinderError):
+            self.report.failures.append(Failure(entry.source, entry.location, str(end),
+                                                entry.location))
+        elif not isinstance(end, StopIteration):
+            raise end
+        for index, message in getattr(reader, "errors", []):
+            self.report.failures.append(Failure(entry.source, f"{entry.location}#frame {index}",
+                                                message, entry.location))
+
+    def count(self, item: Item, result: Detections) -> None:
+        """Add one written result to the report."""
+        stream = item.origin.stream
+        if stream is not None:
+            span = self._spans.setdefault(stream, [time.monotonic(), 0.0])
+            span[1] = time.monotonic()
         if stream is None:
             self.report.images += 1
         else:
             self.report.frames += 1
             self.report.streams[stream] = self.report.streams.get(stream, 0) + 1
+            fig = self.report.figures.setdefault(stream, StreamFigures())
+            fig.frames_out += 1
+            fig.seconds = span[1] - span[0]
+            if item.captured is not None:
+                fig.latencies.append(time.monotonic() - item.captured)
         self.report.detections += len(result)
         if self.on_result is not None:
             self.on_result(item, result)
@@ -197,9 +305,14 @@ class _Run:
 
 def run(task: Task, source: Source, sinks: Sequence[Sink] = (), *,
         progress: Callable[[int, int | None], None] | None = None, decode_ahead: int = 4,
-        profiler: Any = None, on_result: Callable[[Item, Detections], None] | None = None
-        ) -> RunReport:
+        profiler: Any = None, on_result: Callable[[Item, Detections], None] | None = None,
+        status: Callable[[RunReport], None] | None = None) -> RunReport:
     """Run ``task`` over every item of ``source`` and write the results to ``sinks``.
+
+    Still images, then the frames of each video in turn. Several streams of which at
+    least one is live (a camera or URL) are read together instead: every step takes
+    the next frame of each stream that has one (for live ones in ``latest`` mode the
+    newest) and hands them to ``task.frames`` in one batch.
 
     Args:
         task: See :class:`Task` (:func:`viewfinder.tasks.build_task` makes one).
@@ -212,21 +325,41 @@ def run(task: Task, source: Source, sinks: Sequence[Sink] = (), *,
             :class:`~viewfinder.faces._runtime.Profiler`) to time ``decode`` and
             ``draw / encode``.
         on_result: Called with every item and its result (after the sinks).
+        status: Called with the report so far, about once a second (live figures).
 
     Returns:
         The :class:`RunReport`; failures are in it, not raised.
     """
     state = _Run(task, sinks, profiler, on_result)
+    state.status = status
+    together = source.is_live and len(source.streams) > 1
+    first = source.subset([e for e in source.entries if e.kind == "image"]) if together \
+        else source
     total = source.total() if progress is not None else None
     t0 = time.perf_counter()
+    ok = False
+    try:
+        done = _sequential(state, first, decode_ahead, progress, total)
+        if together:
+            _together(state, source, source.streams, progress, done, total)
+        ok = True
+    finally:
+        for sink in sinks:
+            sink.close(ok)
+        state.report.seconds = time.perf_counter() - t0
+        _live_figures(state.report, source)
+    return state.report
+
+
+def _sequential(state: _Run, source: Source, decode_ahead: int,
+                progress: Callable[[int, int | None], None] | None, total: int | None) -> int:
     items: Iterator[Item | Failure] = iter(source)
     if decode_ahead > 0:
         items = prefetch(items, decode_ahead)
-    ok = False
+    done = 0
     try:
-        done = 0
         while True:
-            with _stage(profiler, "decode"):
+            with _stage(state.profiler, "decode"):
                 item = next(items, None)
             if item is None:
                 break
@@ -235,15 +368,57 @@ def run(task: Task, source: Source, sinks: Sequence[Sink] = (), *,
             else:
                 state.process(item)
             done += 1
+            state.tick()
             if progress is not None:
                 progress(done, total)
         state.switch(None)
-        ok = True
     finally:
         close = getattr(items, "close", None)
         if close is not None:
             close()
-        for sink in sinks:
-            sink.close(ok)
-        state.report.seconds = time.perf_counter() - t0
-    return state.report
+    return done
+
+
+def _together(state: _Run, source: Source, entries: list[Entry],
+              progress: Callable[[int, int | None], None] | None, done: int,
+              total: int | None) -> None:
+    """Several streams read at once, one batch per step."""
+    notify = threading.Event()
+    active = {e.location: (e, source.open_reader(e, notify)) for e in entries}
+    try:
+        while active:
+            notify.clear()
+            batch = []
+            for loc, (entry, reader) in list(active.items()):
+                got = reader.poll()
+                if got is None:
+                    continue
+                if isinstance(got, BaseException):
+                    del active[loc]
+                    state.end_stream(entry, got, reader)
+                    continue
+                batch.append(source.item(entry, got))
+            if not batch:
+                notify.wait(0.05)
+                continue
+            state.process_batch(batch)
+            done += len(batch)
+            state.tick()
+            if progress is not None:
+                progress(done, total)
+    finally:
+        for _, reader in active.values():
+            reader.close()
+
+
+def _live_figures(report: RunReport, source: Source) -> None:
+    """Frames in, drops and outages from the live readers."""
+    for loc, reader in source.readers.items():
+        fig = report.figures.setdefault(loc, StreamFigures())
+        stats = reader.stats
+        fig.frames_in, fig.dropped = stats.received, stats.dropped
+        fig.outages = [(o.start, o.seconds, o.cause, o.attempts) for o in stats.outages]
+        if stats.started and stats.ended:
+            fig.seconds = stats.ended - stats.started
+    for fig in report.figures.values():
+        fig.frames_in = max(fig.frames_in, fig.frames_out)

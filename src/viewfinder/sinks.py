@@ -18,11 +18,13 @@ stream ends.
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import logging
 import os
 import re
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any, Protocol
 
@@ -119,9 +121,22 @@ class AnnotatedSink:
         self.out = Path(out)
         self.layout = _layout(self.out, source.entries)
         self._targets = _targets(self.out, self.layout, source.entries)
-        self._draw = draw or (lambda image, result: result.draw(image))
+        self._draw = draw or _draw_result
         self._writers: dict[str, Any] = {}
         self._fps = _stream_rates(source.entries)
+
+    def part(self, locations: Iterable[str]) -> AnnotatedSink:
+        """This sink for some of its inputs only (the same targets, nothing open), to send
+        to a worker process (:mod:`viewfinder.scale`); picklable when ``draw`` is."""
+        part = copy.copy(self)
+        part._targets = {loc: self._targets[loc] for loc in locations if loc in self._targets}
+        part._fps = {loc: fps for loc, fps in self._fps.items() if loc in part._targets}
+        part._writers = {}
+        return part
+
+    def targets(self) -> dict[str, Path]:
+        """Where each input's picture or video goes (by location)."""
+        return dict(self._targets)
 
     def write(self, item: Item, result: Detections) -> None:
         """Draw and write one image, or add one frame to its stream's video."""
@@ -159,6 +174,11 @@ class AnnotatedSink:
                 writer.close()
             else:
                 writer.__exit__(RuntimeError, RuntimeError("discarded"), None)
+
+
+def _draw_result(image: np.ndarray, result: Detections) -> np.ndarray:
+    """The default drawing (a module function, so that a sink pickles)."""
+    return result.draw(image)
 
 
 def _fit(picture: np.ndarray, writer: Any) -> np.ndarray:

@@ -42,11 +42,19 @@ class FacesTask:
     def __init__(self, pipeline: Any) -> None:
         self.pipeline = pipeline
         self._runs = 0
+        self._streams: dict[str, Any] = {}
 
     @property
     def detector_runs(self) -> int:
         """Frames on which the detector ran, over every stream so far."""
-        return self._runs + self.pipeline.detections
+        together = sum(st.detections for st in self._streams.values())
+        return self._runs + self.pipeline.detections + together
+
+    def frames(self, batch: list[tuple[str, np.ndarray, float]]) -> list[Detections]:
+        """The next frame of several streams: one detector and one landmark batch, tracks
+        and smoothing per stream."""
+        states = [self._streams.setdefault(s, self.pipeline.new_stream()) for s, _, _ in batch]
+        return self.pipeline.step_many(states, [b[1] for b in batch], [b[2] for b in batch])
 
     @property
     def profiler(self) -> Any:
@@ -92,6 +100,10 @@ class DetectTask:
         """Detections of one frame."""
         return self.detector.detect(image)
 
+    def frames(self, batch: list[tuple[str, np.ndarray, float]]) -> list[Detections]:
+        """Detections of the next frame of several streams."""
+        return [self.detector.detect(image) for _, image, _ in batch]
+
     def reset(self) -> None:
         """Nothing carries over between frames."""
 
@@ -132,6 +144,10 @@ class DPMTask:
     def frame(self, image: np.ndarray, time: float) -> Detections:
         """Detections of one frame."""
         return self.image(image)
+
+    def frames(self, batch: list[tuple[str, np.ndarray, float]]) -> list[Detections]:
+        """Detections of the next frame of several streams."""
+        return [self.image(image) for _, image, _ in batch]
 
     def reset(self) -> None:
         """Nothing carries over between frames."""

@@ -35,6 +35,11 @@ ALLOWED: dict[str, set[str]] = {
     "tasks": LEAVES | {"media", "runtime", "faces", "detect", "dpm"},
     "sinks": LEAVES | {"media"},
     "runner": LEAVES | {"media", "sinks"},
+    # scale-out engines: the runner per work unit; runtime for the thread budget
+    "scale": LEAVES | {"media", "runtime", "sinks", "runner"},
+    # the HTTP service and its client
+    "serve": LEAVES | {"media", "tasks", "sinks"},
+    "client": LEAVES,
 }
 # Training may read data sets and score AP while it trains (see docs/ARCHITECTURE.md).
 TRAINING = {"dpm.train": ALLOWED["dpm"] | {"datasets", "eval"},

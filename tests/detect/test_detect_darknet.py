@@ -175,3 +175,22 @@ def test_yolov4_tiny_layout_torch_matches_onnx(tmp_path) -> None:
     assert [o.shape for o in out] == [(1, 255, 4, 4), (1, 255, 8, 8)]
     for r, o in zip(ref, out, strict=True):  # random weights: activations grow to ~1e3
         assert float(np.abs(o - r).max()) < 1e-5 * float(np.abs(r).max())
+
+
+def test_eval_batch_norm_is_darknets_like_the_export(tmp_path) -> None:
+    # Darknet normalises with (x - mean) / (sqrt(var) + 1e-6); a near-dead channel
+    # (var 1e-8) is where torch's usual sqrt(var + 1e-5) would be 31x off
+    spec = parse_cfg_text("[net]\nwidth=4\nheight=4\nchannels=1\n" + _conv(5, 1, 1, "linear")
+                          + "[yolo]\nmask=0\nanchors=1,1\nclasses=0\nnum=1\n")
+    parts = {"bias": np.float32([0.5, -1, 0, 1, 2]), "bn_weight": np.float32([2, 3, 1, -1, 1]),
+             "bn_mean": np.float32([0.1, 0.2, 0, -0.5, 0.3]),
+             "bn_var": np.float32([1e-8, 4.0, 1e-2, 1.0, 1e-4]),
+             "weight": np.float32([1, 1, 2, 1, -1]).reshape(5, 1, 1, 1)}
+    path = write_weights(tmp_path / "bn.weights", spec, {0: parts})
+    x = torch.linspace(-1, 1, 16).reshape(1, 1, 4, 4)
+    with torch.no_grad():
+        got = build_darknet(spec, path)(x)[0].numpy()
+    want = _session(build_onnx(spec, {0: parts})).run(None, {"images": x.numpy()})[0]
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    k = parts["bn_weight"] / (np.sqrt(parts["bn_var"]) + np.float32(1e-6))
+    assert abs(got[0, 0, 0, 0] - ((-1 - 0.1) * k[0] + 0.5)) < 1e-3 * abs(k[0])

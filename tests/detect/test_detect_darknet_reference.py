@@ -108,7 +108,9 @@ def test_letterbox_size_placement_pad_and_box_mapping(w, h, fit, offset) -> None
     inside = np.zeros((416, 416), bool)
     inside[y0:y0 + nh, x0:x0 + nw] = True
     assert np.all(blob[0][:, ~inside] == np.float32(0.5))
-    np.testing.assert_array_equal(blob[0, :, inside][:, 0], np.float32([255, 128, 0]) / 255)
+    rgb = np.float32([255, 128, 0]) / np.float32(255)  # BGR in, RGB v / 255 out
+    np.testing.assert_allclose(blob[0][:, inside], np.repeat(rgb[:, None], inside.sum(), 1),
+                               atol=1e-6)  # (1 - dx) * v + dx * v is v to 1 ulp
     # correct_yolo_boxes: x = (x_net / netw - (netw - new_w) / 2. / netw) / (new_w / netw) * w
     net = np.array([[10.0, 20.0, 300.0, 400.0]])
     want = np.stack([(net[:, 0] - (416 - nw) / 2) * w / nw, (net[:, 1] - (416 - nh) / 2) * h / nh,

@@ -1,6 +1,7 @@
-"""int8 YOLO: quantized once per module on 8 coco256-voc train images, then the
-dog.jpg result against float32, the cache key, the errors, the CLI, and
-``viewfinder convert --int8`` of a Darknet cfg calibrating at the model's 0..1 scale."""
+"""int8 YOLO: quantized once per module on 8 coco256-voc train images, then Darknet's
+reference detections (a looser bound than float32's), the dog.jpg result against
+float32, the cache key, the errors, the CLI, and ``viewfinder convert --int8`` of a
+Darknet cfg calibrating at the model's 0..1 scale."""
 
 from __future__ import annotations
 
@@ -11,11 +12,12 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+from darknet_reference import CONF, N_FOUND, agreement, load_reference
 
 import viewfinder.detect.yolo_int8 as yolo_int8
 from viewfinder.config import cache_dir
 from viewfinder.detect.darknet_export import METADATA_KEY
-from viewfinder.detect.yolo import load_yolo
+from viewfinder.detect.yolo import YoloDetector, load_yolo
 from viewfinder.errors import ConfigError, DatasetError
 from viewfinder.media import read_image
 from viewfinder.ops.boxes import box_iou
@@ -74,6 +76,20 @@ def test_int8_dog_boxes_close_to_f32(request, dog, labels, backend) -> None:
         best = ref.boxes[same][iou.argmax()]
         # measured with 8 calibration images: IoU >= 0.87, at most 10 px off
         assert iou.max() > 0.8 and np.abs(got.boxes[i] - best).max() < 16, (got.label(i), iou)
+
+
+def test_int8_against_darknet(shared, int8) -> None:
+    # int8 has its own, looser bound (the float paths: IoU >= 0.97, score within 0.02).
+    # Measured here (8 calibration images, 7-bit weights, no VNNI): all 44 found, IoU
+    # median 0.910 / worst 0.733, score gap median 0.035 / worst 0.339, no extras;
+    # 64 calibration images: medians 0.890 / 0.037, worst 0.563 / 0.285.
+    low = YoloDetector(int8.session, int8.info, int8.names, conf=CONF)
+    result = agreement(low.detect, load_reference(shared))
+    assert result.total == N_FOUND and not result.missing and not result.extras, result.summary()
+    ious = [p[3] for p in result.pairs]
+    gaps = [abs(p[4] - p[2]) for p in result.pairs]
+    assert np.median(ious) >= 0.85 and np.median(gaps) <= 0.06, result.summary()
+    assert not result.outside(0.6, 0.4), result.outside(0.6, 0.4)
 
 
 def test_int8_model_is_quantized_cached_and_keeps_metadata(int8, stages) -> None:
@@ -146,7 +162,7 @@ def test_errors(shared, tmp_path, kwargs, error, message) -> None:
 def test_cli(run_cli, shared, int8, calib_dir, extra, code, expected) -> None:
     args = [a.format(calib=calib_dir) if isinstance(a, str) else a for a in extra]
     got, out, err = run_cli("detect", shared / "images/dog.jpg", "--precision", "int8",
-                            "--conf", 0.3, *args)
+                            "--score", 0.3, *args)
     assert got == code, err
     if code:
         assert err.strip() == expected and not out

@@ -166,3 +166,22 @@ def test_dpm_detect_to_eval_through_json_lines(run_cli, shared: Path, tmp_path: 
     assert "warning: detections cover 1 of the 128 images of test" in err
     result = json.loads((tmp_path / "r.json").read_text())
     assert result["classes"]["person"]["detections"] > 0 and result["images_covered"] == 1
+
+
+@pytest.mark.parametrize(("stdin", "code", "match"), [
+    ("{records}", 0, None),
+    ("", 2, "<stdin>: no detection records"),
+    ("  \n", 2, "<stdin>: no detection records"),
+    ("{bad}", 2, "<stdin>:1: not a detection record"),
+])
+def test_detections_from_stdin(run_cli, voc: Path, tmp_path: Path,
+                               monkeypatch: pytest.MonkeyPatch, stdin: str, code: int,
+                               match: str | None) -> None:
+    import io
+
+    text = _records(tmp_path / "d.jsonl", _PER_IMAGE).read_text()
+    stdin = stdin.replace("{records}", text).replace("{bad}", "not json\n")
+    monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
+    got, out, err = run_cli("eval", "voc", "--detections", "-", "--voc", voc / "VOC2007")
+    assert got == code, err
+    assert (match in err) if match else ("mAP" in out and err == ""), err

@@ -33,7 +33,7 @@ def test_every_detector_finds_the_six_faces(face_models: Path, group_image, scrf
     det = load_detector(path, backend="ort", threads=1)
     faces = det.detect(group_image)
     assert det.family == family and len(faces) == 6
-    assert (faces.kps is not None) == kps
+    assert (faces.keypoints is not None) == kps
     # the same six faces SCRFD-500M finds (boxes in image pixels, not network pixels)
     iou = box_iou(faces.boxes, scrfd.detect(group_image).boxes)
     assert (iou.max(axis=1) > 0.5).all()
@@ -51,7 +51,7 @@ def test_every_detector_finds_the_six_faces(face_models: Path, group_image, scrf
 def test_odd_images(scrfd, group_image, make, n: int) -> None:
     faces = scrfd.detect(make(group_image))
     assert len(faces) == n
-    assert faces.boxes.shape == (n, 4) and faces.kps.shape == (n, 5, 2)
+    assert faces.boxes.shape == (n, 4) and faces.keypoints.shape == (n, 5, 2)
 
 
 def test_large_image_boxes_scale(scrfd, group_image) -> None:

@@ -71,9 +71,9 @@ def test_similarity_transform_recovers_known_transform(angle, scale, shift) -> N
 
 def test_align_face_puts_keypoints_on_the_template(scrfd, group_image) -> None:
     faces = scrfd.detect(group_image)
-    crop, m = align_face(group_image, faces.kps[0])
+    crop, m = align_face(group_image, faces.keypoints[0])
     assert crop.shape == (112, 112, 3)
-    mapped = faces.kps[0] @ m[:, :2].T + m[:, 2]
+    mapped = faces.keypoints[0] @ m[:, :2].T + m[:, 2]
     err = np.linalg.norm(mapped - ARCFACE_112, axis=1)
     assert err[:2].max() < 3.0 and err.mean() < 5.0   # eyes on the template, face close
 

@@ -135,7 +135,7 @@ def test_scrfd_matches_reference(shared: Path, face_models: Path, model: str, im
     # same faces, same order (both sort by score)
     np.testing.assert_allclose(got.scores, ref_s, atol=1e-6)
     np.testing.assert_allclose(got.boxes, ref_b, atol=BOX_TOL, rtol=0)
-    np.testing.assert_allclose(got.kps, ref_k, atol=BOX_TOL, rtol=0)
+    np.testing.assert_allclose(got.keypoints, ref_k, atol=BOX_TOL, rtol=0)
 
 
 @pytest.mark.parametrize("image", ["group_t1.jpg", "aligned_face_112.png"])
@@ -168,7 +168,7 @@ def test_openvino_f32_matches_reference(shared: Path, face_models: Path, image: 
                         det_size=size, threads=1).detect(img)
     assert got.boxes.shape == ref_b.shape
     np.testing.assert_allclose(got.boxes, ref_b, atol=BOX_TOL, rtol=0)
-    np.testing.assert_allclose(got.kps, ref_k, atol=BOX_TOL, rtol=0)
+    np.testing.assert_allclose(got.keypoints, ref_k, atol=BOX_TOL, rtol=0)
     lm = load_landmarker(face_models / "2d106det.onnx", backend="openvino", threads=1)
     pts = lm(img, got.boxes[:8])
     for i, box in enumerate(got.boxes[:8]):

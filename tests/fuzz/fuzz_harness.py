@@ -15,6 +15,7 @@ counted, not reported.
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import hashlib
 import json
 import os
@@ -43,13 +44,17 @@ def _status_kb(key: str) -> int:
 
 
 def signature(exc: BaseException) -> str:
-    """``Type @ viewfinder/pkg/mod.py:function`` of the innermost viewfinder frame."""
-    frames = traceback.extract_tb(exc.__traceback__)
+    """``Type @ viewfinder/pkg/mod.py``: the innermost viewfinder file of the traceback
+    (the file, not the function, so a signature outlives refactoring inside the file)."""
+    from fuzz_core import PropertyViolation
+
+    if isinstance(exc, PropertyViolation):  # an invalid result: named by what is wrong
+        return f"PropertyViolation @ {str(exc).split(':')[0]}"
     where = "?"
-    for fr in frames:
-        if "/viewfinder/" in fr.filename.replace(os.sep, "/"):
-            where = fr.filename.replace(os.sep, "/").split("/viewfinder/")[-1]
-            where = f"viewfinder/{where}:{fr.name}"
+    for fr in traceback.extract_tb(exc.__traceback__):
+        name = fr.filename.replace(os.sep, "/")
+        if "/src/viewfinder/" in name or "/site-packages/viewfinder/" in name:
+            where = "viewfinder/" + name.split("/viewfinder/")[-1]
     return f"{type(exc).__name__} @ {where}"
 
 
@@ -66,12 +71,15 @@ class Harness:
         self.baseline_kb = 0
         self._last_stats = 0.0
         self.extra: dict[str, object] = {}
+        self.save_current = False
 
     # ------------------------------------------------------------------ one input
     def run_one(self, data: bytes) -> str | None:
         """Run one input; returns the signature of a crash (None when the property held)."""
         for p in self.workdir.iterdir():
             shutil.rmtree(p) if p.is_dir() else p.unlink()
+        if self.save_current:  # a native crash kills the process: keep the input first
+            (self.out / "current.bin").write_bytes(data)
         self.current = (time.monotonic(), data)
         try:
             outcome = check_one(self.target, data, self.workdir)
@@ -224,6 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--memory-mb", type=int, default=1024)
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)
+    faulthandler.enable()  # a native crash prints where it happened (Python frames)
     # The memory budget holds the worst decoder at this limit: 16-bit RGBA PNG at
     # 19.1 MiB per Mpixel (docs/media.md) x 16.8 Mpixel = 320 MiB.
     os.environ.setdefault("VIEWFINDER_MAX_PIXELS", str(1 << 24))
@@ -238,6 +247,11 @@ def main(argv: list[str] | None = None) -> int:
     h = Harness(target, args.out, args.memory_mb)
     seeds = target.seeds(shared_or_none())
     h.extra.update(engine=args.engine, seeds=len(seeds), seconds=args.seconds)
+    if not seeds:
+        h.extra["skipped"] = "no seed inputs (the shared data directory is missing)"
+        h.write_stats()
+        return 0
+    h.save_current = args.engine == "hypothesis"  # libFuzzer keeps its own crash inputs
     for s in seeds:  # the seeds are valid files: each must pass (and warms the decoders up)
         h.run_one(s)
     h.start_limits()

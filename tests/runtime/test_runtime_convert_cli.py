@@ -217,11 +217,12 @@ def test_darknet_yolov3_tiny_to_bgr_input(run_cli, shared, tmp_path):
     (["--output", "{o}"], "scrfd_500m"),         # the old spelling still works (hidden)
     (["--out", "{o}", "--precision", "f32"], "scrfd_500m"),
     (["--out", "{o}", "--precision", "fp32"], "scrfd_500m"),  # alias of f32
+    (["--model", "scrfd_500m", "--out", "{o}"], None),        # --model, as other commands
 ])
 def test_zoo_names_out_and_precision_words(run_cli, shared, tmp_path, flags, model):
     args = [a.replace("{o}", str(tmp_path / "o.onnx")).replace("{shared}", str(shared))
-            for a in ["convert", model, *flags, "--input-format", "bgr", "--mean", "127.5",
-                      "--std", "128"]]
+            for a in ["convert", *([model] if model else []), *flags, "--input-format", "bgr",
+                      "--mean", "127.5", "--std", "128"]]
     code, out, err = run_cli(*args)
     assert code == 0, err
     assert "input.1 uint8 [" in out and "verified against" in out
@@ -230,6 +231,8 @@ def test_zoo_names_out_and_precision_words(run_cli, shared, tmp_path, flags, mod
 
 @pytest.mark.parametrize(("args", "match"), [
     (["scrfd_500m"], "--out FILE is required"),
+    (["--out", "{tmp}/o.onnx"], "a model is required"),
+    (["scrfd_500m", "--model", "yunet", "--out", "{tmp}/o.onnx"], "give one model"),
     (["scrfd_500m", "--out", "{tmp}"], "is a directory"),
     (["scrfd_500m", "--out", "{tmp}/a.onnx", "--output", "{tmp}/b.onnx"], "give one output"),
     (["scrfd_500m", "--out", "{tmp}/no/o.onnx"], "output directory .* does not exist"),

@@ -184,11 +184,26 @@ def test_backends_agree_on_every_shared_face_model(shared: Path, group_image: np
 
 def test_openvino_promotes_a_recurring_shape_to_a_static_compile(tiny_model, has_openvino
                                                                  ) -> None:
+    import threading
+
     sess = load_session(tiny_model(), backend="openvino")
+    compiled_in: list[tuple[object, str]] = []
+    compile_ = sess._compile
+
+    def spy(shapes, streams=1):
+        compiled_in.append((shapes, threading.current_thread().name))
+        return compile_(shapes, streams)
+
+    sess._compile = spy
     x = np.ones((1, 3, 4, 4), np.float32)
     for _ in range(4):  # dynamic model first, static compile from the third call on
         np.testing.assert_array_equal(sess.run(x)[0], np.full_like(x, 3.0))
+    sess.wait_compiled()
     assert list(sess._compiled) == [((1, 3, 4, 4),)]
+    # the static compile ran off the request path: on the background compiler's thread
+    assert compiled_in[0] == (None, threading.current_thread().name)
+    assert compiled_in[1][0] == ((1, 3, 4, 4),) and compiled_in[1][1].startswith("ov-compile")
+    np.testing.assert_array_equal(sess.run(x)[0], np.full_like(x, 3.0))  # now the static one
     sess.reshape({"x": (2, 3, 4, 4)})  # explicit: compiled at once
     assert ((2, 3, 4, 4),) in sess._compiled
 

@@ -89,25 +89,36 @@ def test_landmark_spec_crops_like_the_landmarker(images) -> None:
                                    rtol=1e-5)
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "being fixed with detect/yolo.py: the YOLO spec in runtime/zoo_manifest.py still says "
-    "input 'input' (the export names it 'images'), a top-left letterbox padded with 0 (yolo.py "
-    "centres it and pads 0.5), and yolo.py now uses Darknet's own fit and resize "
-    "(darknet_fit/darknet_resize), which a spec cannot name yet"))
-@pytest.mark.parametrize("image_name", IMAGES)
-def test_yolo_spec_matches_the_yolo_input(images, image_name: str) -> None:
+def _yolo_case(spec: InputSpec, image: np.ndarray) -> None:
     from viewfinder.detect.yolo import preprocess
 
-    spec = zoo.get_model("yolov3-tiny")
-    image = images[image_name]
-    w, h = spec.input.image_size
+    w, h = spec.image_size
     blob, t = preprocess(image, (h, w))
     got, inverse = spec.preprocess()(image)
-    assert spec.input.name == "images"  # what detect.darknet_export names the input
     assert got.shape == blob.shape
-    np.testing.assert_allclose(got, blob, atol=1.5 / 255)  # resize kernels may differ by 1 level
-    boxes = np.array([[0, 0, w, h], [10.5, 20.25, 300, 400]], np.float32)
-    np.testing.assert_allclose(inverse.apply_box(boxes), t.inverse().apply_box(boxes), atol=0.5)
+    np.testing.assert_array_equal(got, blob)  # Darknet's letterbox, bit for bit
+    assert inverse == t.inverse()  # correct_yolo_boxes' unrounded offset included
+
+
+@pytest.mark.parametrize("image_name", IMAGES)
+def test_yolo_zoo_spec_matches_the_yolo_input(images, image_name: str) -> None:
+    spec = zoo.get_model("yolov3-tiny").input
+    assert spec.name == "images"  # what detect.darknet_export names the input
+    _yolo_case(spec, images[image_name])
+
+
+@pytest.mark.parametrize(("in_hw", "out_hw"), [
+    ((886, 1280), (287, 416)), ((7, 5), (20, 30)), ((1, 9), (3, 4)), ((6, 1), (2, 1)),
+    ((5, 5), (5, 5)),
+])
+def test_darknet_resize_is_yolos(in_hw: tuple[int, int], out_hw: tuple[int, int]) -> None:
+    from viewfinder.detect.yolo import darknet_resize as yolo_resize
+    from viewfinder.runtime.preprocess import darknet_resize
+
+    image = np.random.default_rng(1).integers(0, 256, (*in_hw, 3), np.uint8)
+    planes = np.ascontiguousarray(image.transpose(2, 0, 1), np.float32) / np.float32(255)
+    np.testing.assert_array_equal(darknet_resize(planes, out_hw[1], out_hw[0]),
+                                  yolo_resize(image, out_hw[1], out_hw[0]))
 
 
 def test_yolov3_shares_the_tiny_spec() -> None:
@@ -128,6 +139,9 @@ _SPEC = InputSpec(name="x", size=None, default_size=(64, 48), multiple=16, color
     ({}, "auto", (40, 20), (64, 32), (0, 0)),                # longer side 64, rounded up
     ({}, (32, 32), (40, 20), (32, 32), (0, 0)),
     ({"center": True}, None, (40, 20), (64, 48), (0, 8)),    # 64x32 placed in the middle
+    ({"center": True}, None, (30, 20), (64, 48), (0, 2)),    # 64x43 (rounded), offset floored
+    ({"center": True, "interpolation": "darknet"}, None, (30, 20), (64, 48), (0, 3)),  # 64x42
+    ({"center": True, "interpolation": "darknet"}, None, (50, 29), (64, 48), (0, 5.5)),  # 64x37
     ({"resize": "stretch"}, None, (40, 20), (64, 48), (0, 0)),
     ({"size": (30, 30), "multiple": 1}, "auto", (60, 30), (30, 30), (0, 0)),  # fixed: auto = it
 ])
@@ -181,7 +195,21 @@ def test_bad_images(image: np.ndarray, error: type[Exception], match: str) -> No
 @pytest.mark.parametrize(("kw", "match"), [
     ({"pad_value": 300.0}, "pad_value 300.0"),
     ({"crop_margin": 0.0}, "crop_margin must be positive"),
+    ({"interpolation": "cubic"}, "interpolation .cubic., expected one of bilinear"),
 ])
 def test_bad_specs(kw: dict, match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         InputSpec(name="x", size=None, **kw)
+
+
+@pytest.mark.parametrize("interpolation", ["nearest", "area"])
+def test_interpolation_is_the_specs(interpolation: str) -> None:
+    import cv2
+
+    from viewfinder.media.resize import INTERPOLATIONS
+
+    image = np.random.default_rng(0).integers(0, 256, (30, 40, 3), np.uint8)
+    spec = InputSpec(name="x", size=(20, 15), color="BGR", resize="stretch",
+                     interpolation=interpolation)
+    want = cv2.resize(image, (20, 15), interpolation=INTERPOLATIONS[interpolation])
+    np.testing.assert_array_equal(spec.preprocess()(image).tensor[0].transpose(1, 2, 0), want)

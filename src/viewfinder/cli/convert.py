@@ -76,7 +76,10 @@ class _Precision(click.Choice):
 
 
 @click.command("convert")
-@click.argument("model")
+@click.argument("model", required=False)
+@click.option("--model", "model_opt", metavar="MODEL",
+              help="The model (zoo name or file), as the other commands take it; "
+                   "same as the MODEL argument.")
 @click.option("-o", "--out", "out", type=click.Path(dir_okay=False, path_type=Path),
               help="Output file, written exactly as named (no suffix added). Required.")
 @click.option("--output", "output_alias", type=click.Path(dir_okay=False, path_type=Path),
@@ -121,15 +124,20 @@ class _Precision(click.Choice):
 @click.option("--prelu-to-relu", type=float, metavar="MAX_SLOPE",
               help="Inexact: PRelu with all |slopes| <= MAX_SLOPE becomes Relu (measured).")
 @click.option("--verify/--no-verify", default=None, help="Check against NumPy preprocessing.")
-def cli(model: str, out: Path | None, output_alias: Path | None, config: Path | None,
+def cli(model: str | None, model_opt: str | None, out: Path | None, output_alias: Path | None,
+        config: Path | None,
         input_format: str | None, precision: str | None, fp16: bool, int8: bool,
         calib: tuple[str, ...], weights: Path | None, **kw) -> None:
     """Convert MODEL (a zoo name, an .onnx, or a Darknet .cfg) to --out with fused
     preprocessing."""
     from viewfinder.runtime.convert import convert_model, format_report
 
+    if model and model_opt and model != model_opt:
+        raise ConfigError(f"MODEL {model} and --model {model_opt}: give one model")
+    if not (model or model_opt):
+        raise ConfigError("a model is required: viewfinder convert MODEL --out FILE")
     output = _output(out, output_alias)
-    source, weights = _source(model, weights)
+    source, weights = _source(model or model_opt, weights)
     if fp16 and int8:
         raise ConfigError("--fp16 and --int8: choose one precision")
     precision = "fp16" if fp16 else "int8" if int8 else precision

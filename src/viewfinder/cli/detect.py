@@ -15,6 +15,7 @@ from viewfinder.cli._run import (
     output_options,
     run_task,
     runtime_options,
+    scale_options,
     source_options,
 )
 
@@ -39,6 +40,7 @@ def _classes(value: str | None) -> list[str] | None:
 @click.option("--graph", type=click.Choice(["raw", "decoded", "nms"]), default="raw",
               show_default=True, help="Decode and NMS in NumPy (raw) or inside the ONNX graph.")
 @output_options
+@scale_options
 @runtime_options(("f32", "int8"))
 @click.option("--calib", type=click.Path(path_type=Path),
               help="int8: directory of calibration images (like the images to detect).")
@@ -46,9 +48,9 @@ def _classes(value: str | None) -> list[str] | None:
               help="int8: calibrate on at most N images (0: all).")
 @click.pass_context
 def cli(ctx: click.Context, sources: tuple[str, ...], recursive: bool, max_frames: int | None,
-        timeout: float, model: str, score: float, iou: float, classes: str | None, size: int,
-        graph: str, out: str | None, json_path: str | None, backend: str, provider: str,
-        threads: int, precision: str, calib: Path | None, calib_limit: int) -> None:
+        timeout: float, live: str, reconnect: int, model: str, score: float, iou: float,
+        classes: str | None, size: int, graph: str, out: str | None, json_path: str | None, backend: str, provider: str,
+        threads: int, precision: str, calib: Path | None, calib_limit: int, **scale) -> None:
     """Detect objects in each SOURCE with YOLO.
 
     A SOURCE is an image, a folder (-r: with subfolders), a glob, a .txt list of
@@ -62,7 +64,8 @@ def cli(ctx: click.Context, sources: tuple[str, ...], recursive: bool, max_frame
     from viewfinder.tasks import build_task
 
     source = open_checked(sources, out, json_path, recursive=recursive,
-                          max_frames=max_frames, timeout=timeout)
+                          max_frames=max_frames, timeout=timeout, live=live,
+                          reconnect=reconnect)
     check_precision(precision, calib, graph)
     if calib is not None and precision == "int8":
         from viewfinder.runtime.convert.quantize import calibration_files
@@ -86,4 +89,5 @@ def cli(ctx: click.Context, sources: tuple[str, ...], recursive: bool, max_frame
                 click.echo(f"{d['label']}: {d['score'] * 100:.0f}%  "
                            f"[{x1:.0f}, {y1:.0f}, {x2:.0f}, {y2:.0f}]", err=json_path == "-")
 
-    ctx.exit(run_task(task, source, out, json_path, label="detecting", on_result=say))
+    ctx.exit(run_task(task, source, out, json_path, label="detecting", on_result=say,
+                      **scale))

@@ -6,7 +6,13 @@ from pathlib import Path
 
 import click
 
-from viewfinder.cli._run import open_checked, output_options, run_task, source_options
+from viewfinder.cli._run import (
+    open_checked,
+    output_options,
+    run_task,
+    scale_options,
+    source_options,
+)
 
 
 @click.group("dpm")
@@ -21,14 +27,15 @@ def cli() -> None:
 @click.option("--score", type=float, default=None,
               help="Score threshold (default: each model's own, tuned for high recall).")
 @output_options
+@scale_options
 @click.option("--parts/--no-parts", default=False, help="Draw part boxes in --out pictures.")
 @click.option("--nms", "nms_overlap", type=click.FloatRange(0, 1), default=0.5,
               show_default=True, help="voc-release NMS overlap.")
 @click.pass_context
 def detect_cmd(ctx: click.Context, sources: tuple[str, ...], recursive: bool,
-               max_frames: int | None, timeout: float, models: tuple[str, ...],
-               score: float | None, out: str | None, json_path: str | None, parts: bool,
-               nms_overlap: float) -> None:
+               max_frames: int | None, timeout: float, live: str, reconnect: int,
+               models: tuple[str, ...], score: float | None, out: str | None, json_path: str | None, parts: bool,
+               nms_overlap: float, **scale) -> None:
     """Detect objects in each SOURCE (images, folders, globs, lists, videos...).
 
     Records are JSON lines, one per image, that 'viewfinder eval voc' reads.
@@ -37,16 +44,21 @@ def detect_cmd(ctx: click.Context, sources: tuple[str, ...], recursive: bool,
     from viewfinder.tasks import build_task
 
     source = open_checked(sources, out, json_path, recursive=recursive,
-                          max_frames=max_frames, timeout=timeout)
+                          max_frames=max_frames, timeout=timeout, live=live,
+                          reconnect=reconnect)
     task = build_task("dpm", list(models), score=score, nms=nms_overlap)
 
     def say(item, dets) -> None:
         click.echo(f"{item.origin.path or item.origin.image_id}: {len(dets)} detection(s)",
                    err=json_path == "-")
 
-    draw = (lambda image, dets: dets.draw(image, parts=True)) if parts else None
+    draw = _draw_parts if parts else None  # a module function: workers unpickle it
     ctx.exit(run_task(task, source, out, json_path, label="detecting", on_result=say,
-                      draw=draw))
+                      draw=draw, **scale))
+
+
+def _draw_parts(image, dets):
+    return dets.draw(image, parts=True)
 
 
 @cli.command("show-model")

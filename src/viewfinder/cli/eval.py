@@ -87,8 +87,8 @@ def _payload(result: VOCResult, metric: str, split: str, covered: int, total: in
 @cli.command("voc")
 @click.option("--detections", "det_path", type=click.Path(path_type=Path), required=True,
               help="JSON lines (one record per image, as detect and dpm detect write, or one "
-                   "detection per line), devkit comp4_det_<split>_<class>.txt, or a "
-                   "directory of them.")
+                   "detection per line; '-' reads them from stdin), devkit "
+                   "comp4_det_<split>_<class>.txt, or a directory of them.")
 @click.option("--voc", "voc_dir", type=click.Path(path_type=Path), required=True,
               help="VOC set directory (Annotations, ImageSets) or a VOCdevkit with --year.")
 @click.option("--year", type=int, default=2007, show_default=True,
@@ -108,14 +108,13 @@ def voc_cmd(det_path: Path, voc_dir: Path, year: int, split: str, classes: str |
     from rich.table import Table
 
     from viewfinder.datasets.voc import VOCDataset
-    from viewfinder.eval.detfile import read_detection_file
     from viewfinder.eval.voc import VOCEvaluator
     from viewfinder.fileio import atomic_write_bytes, atomic_write_text
 
     _check_output(pr_path, "--pr-curve", _IMAGE_SUFFIXES)
     _check_output(json_path, "--json")
     dataset = VOCDataset(voc_dir, split, year=year)
-    found = read_detection_file(det_path)
+    found = _read(det_path)
     names = _classes(classes, dataset, found)
     evaluator = VOCEvaluator(dataset, classes=names, use_07_metric=_metric(year))
     for r in found.records:
@@ -145,6 +144,17 @@ def voc_cmd(det_path: Path, voc_dir: Path, year: int, split: str, classes: str |
         covered = len(found.images & set(dataset.ids))
         payload = _payload(result, metric, split, covered, len(dataset))
         atomic_write_text(json_path, json.dumps(payload, indent=2) + "\n")
+
+
+def _read(det_path: Path) -> DetectionFile:
+    """The detections file, or JSON lines on stdin for ``-`` (``detect --json - | eval``)."""
+    from viewfinder.eval.detfile import parse_detection_text, read_detection_file
+
+    if str(det_path) == "-":
+        import sys
+
+        return parse_detection_text(sys.stdin.read(), "<stdin>")
+    return read_detection_file(det_path)
 
 
 def _pr_bytes(path: Path, result: VOCResult, split: str) -> bytes:

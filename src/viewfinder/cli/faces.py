@@ -13,6 +13,7 @@ from viewfinder.cli._run import (
     output_options,
     run_task,
     runtime_options,
+    scale_options,
     source_options,
 )
 
@@ -39,6 +40,7 @@ def _det_size(_ctx: click.Context, _param: click.Parameter, value: str | None
 @click.option("--every", type=click.IntRange(min=1), default=1, show_default=True,
               help="Video: run the detector every N frames (sooner when a track is lost).")
 @output_options
+@scale_options
 @click.option("--profile", is_flag=True, help="Print the call flow: time per stage per frame.")
 @runtime_options()
 @click.option("--det-size", callback=_det_size, help="Detector input WxH (default: adapt).")
@@ -51,10 +53,10 @@ def _det_size(_ctx: click.Context, _param: click.Parameter, value: str | None
               help="One-Euro beta: higher = less lag on fast motion.")
 @click.pass_context
 def cli(ctx: click.Context, sources: tuple[str, ...], recursive: bool, max_frames: int | None,
-        timeout: float, model: str, landmarks: str, every: int, out: str | None,
-        json_path: str | None, profile: bool, backend: str, provider: str, threads: int,
+        timeout: float, live: str, reconnect: int, model: str, landmarks: str, every: int,
+        out: str | None, json_path: str | None, profile: bool, backend: str, provider: str, threads: int,
         precision: str, det_size: tuple[int, int] | None, score: float | None,
-        max_faces: int, min_size: float, min_cutoff: float, beta: float) -> None:
+        max_faces: int, min_size: float, min_cutoff: float, beta: float, **scale) -> None:
     """Detect faces (box, score, 5 keypoints) and 106 landmarks in each SOURCE.
 
     A SOURCE is an image, a folder (-r: with subfolders), a glob, a .txt list of
@@ -65,7 +67,8 @@ def cli(ctx: click.Context, sources: tuple[str, ...], recursive: bool, max_frame
     from viewfinder.tasks import build_task
 
     source = open_checked(sources, out, json_path, recursive=recursive,
-                          max_frames=max_frames, timeout=timeout)
+                          max_frames=max_frames, timeout=timeout, live=live,
+                          reconnect=reconnect)
     task = build_task(
         "faces", model, landmarks="2d106det" if landmarks == "106" else None, every=every,
         backend=backend, provider=provider, threads=threads, precision=precision,
@@ -82,10 +85,12 @@ def cli(ctx: click.Context, sources: tuple[str, ...], recursive: bool, max_frame
     def note(report) -> str | None:
         if not report.frames:
             return None
-        return f"detector ran on {task.detector_runs} of {report.frames} frames (--every {every})"
+        runs = getattr(report, "counters", {}).get("detector_runs", task.detector_runs)
+        return f"detector ran on {runs} of {report.frames} frames (--every {every})"
 
     code = run_task(task, source, out, json_path, label="faces",
-                    profiler=pipe.profiler if profile else None, on_result=say, note=note)
+                    profiler=pipe.profiler if profile else None, on_result=say, note=note,
+                    **scale)
     if profile:
         _print_profile(pipe, json_path == "-")
     ctx.exit(code)

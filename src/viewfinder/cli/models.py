@@ -73,11 +73,12 @@ def info_cmd(name: str) -> None:
 
 def _placement(i: InputSpec) -> str:
     """Where the image goes on the input: letterbox placement and padding, crop margin."""
+    resample = "" if i.interpolation == "bilinear" else f", {i.interpolation} resize"
     if i.resize == "letterbox":
-        return f" ({'centred' if i.center else 'top-left'}, pad {i.pad_value:g})"
+        return f" ({'centred' if i.center else 'top-left'}, pad {i.pad_value:g}{resample})"
     if i.resize == "crop":
-        return f" (box centre, side {i.crop_margin:g} x the longer box side)"
-    return ""
+        return f" (box centre, side {i.crop_margin:g} x the longer box side{resample})"
+    return f" ({resample[2:]})" if resample else ""
 
 
 @cli.command("fetch")

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from viewfinder.config import cache_dir, models_dirs
+from viewfinder.config import cache_dir
 from viewfinder.detect.darknet_cfg import YoloHead
 from viewfinder.detect.darknet_export import EXPORT_VERSION, METADATA_KEY
 from viewfinder.errors import (
@@ -320,27 +320,21 @@ class YoloDetector:
 
 
 def _darknet_files(model: str) -> tuple[Path, Path, Path | None]:
-    """(cfg, weights, names) of a zoo name or a ``.cfg`` path."""
+    """(cfg, weights, names) of a zoo name or a ``.cfg`` path (zoo copies checksum-verified)."""
+    from viewfinder.runtime import zoo
+
     p = Path(model)
-    if p.suffix == ".cfg":
+    if p.suffix == ".cfg" and p.is_file():
         weights = p.with_suffix(".weights")
         if not weights.is_file():
             raise ModelNotFoundError(f"{p}: no weights file {weights.name} beside it")
         names = p.with_name("coco.names")
         return p, weights, names if names.is_file() else None
-    try:
-        from viewfinder.runtime import zoo
-
-        files = zoo.resolve_files(model)
-        by_ext = {f.suffix: f for f in files.values()}
-        return by_ext[".cfg"], by_ext[".weights"], by_ext.get(".names")
-    except ImportError:  # the zoo has not landed: look in VIEWFINDER_MODELS
-        for root in models_dirs():
-            d = root / "detect" / model
-            if (d / f"{model}.cfg").is_file():
-                names = next(iter(sorted(d.glob("*.names"))), None)
-                return d / f"{model}.cfg", d / f"{model}.weights", names
-        raise ModelNotFoundError(f"model {model!r}: not found in VIEWFINDER_MODELS") from None
+    _, spec = zoo.resolve_model(model, task="detection")  # ModelError on a corrupt copy
+    if spec is None:
+        raise ModelError(f"{model}: expected a zoo name, a Darknet .cfg or an .onnx")
+    by_ext = {f.suffix: f for f in zoo.resolve_files(spec.name).values()}
+    return by_ext[".cfg"], by_ext[".weights"], by_ext.get(".names")
 
 
 def _cached_onnx(cfg: Path, weights: Path, size: int, kind: str,

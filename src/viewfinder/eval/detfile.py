@@ -40,8 +40,8 @@ from typing import Any, NamedTuple
 from viewfinder.errors import FormatError, InputFileError
 from viewfinder.fileio import atomic_write_text
 
-__all__ = ["DetectionFile", "DetectionRecord", "read_detection_file", "read_detections",
-           "write_comp4", "write_jsonl"]
+__all__ = ["DetectionFile", "DetectionRecord", "parse_detection_text", "read_detection_file",
+           "read_detections", "write_comp4", "write_jsonl"]
 
 _COMP = re.compile(r"^comp\d+_det_(?P<split>[^_]+)_(?P<cls>.+)\.txt$")
 
@@ -124,25 +124,40 @@ def _parse_record(obj: Any, where: str) -> tuple[str | None, list[DetectionRecor
 
 
 def _read_json(path: Path) -> DetectionFile:
-    text = path.read_text(encoding="utf-8")
+    return parse_detection_text(path.read_text(encoding="utf-8"), str(path))
+
+
+def parse_detection_text(text: str, where: str = "<stdin>") -> DetectionFile:
+    """Detections from JSON-lines text (or a JSON array), e.g. read from a pipe.
+
+    Args:
+        text: The content.
+        where: What to call it in error messages (a file name, ``<stdin>``).
+
+    Raises:
+        FormatError: no records at all, a malformed record (named with its line), or a
+            detection without a class name.
+    """
+    if not text.strip():
+        raise FormatError(f"{where}: no detection records (empty input)")
     if text.lstrip().startswith("["):
         try:
             items = json.loads(text)
         except ValueError as exc:
-            raise FormatError(f"{path}: not a JSON array of detection records ({exc})") from None
-        entries = [(f"{path}: item {k}", obj) for k, obj in enumerate(items)]
+            raise FormatError(f"{where}: not a JSON array of detection records ({exc})") from None
+        entries = [(f"{where}: item {k}", obj) for k, obj in enumerate(items)]
     else:
         entries = []
         for n, line in enumerate(text.splitlines(), 1):
             if line.strip():
                 try:
-                    entries.append((f"{path}:{n}", json.loads(line)))
+                    entries.append((f"{where}:{n}", json.loads(line)))
                 except ValueError as exc:
-                    raise FormatError(f"{path}:{n}: not a detection record ({exc})") from None
+                    raise FormatError(f"{where}:{n}: not a detection record ({exc})") from None
     records: list[DetectionRecord] = []
     images: set[str] = set()
-    for where, obj in entries:
-        image_id, dets = _parse_record(obj, where)
+    for loc, obj in entries:
+        image_id, dets = _parse_record(obj, loc)
         if image_id is not None:
             images.add(image_id)
         records += dets

@@ -296,7 +296,7 @@ def load_detector(model: str | Path = "scrfd_500m", *, backend: str = "auto",
         ModelNotFoundError: unknown name or missing file.
         ModelError: the model's outputs match no known face detector layout.
     """
-    path = resolve_model(model)
+    path = resolve_model(model, task="face-detection")
     trial_size = options.get("det_size") or _typical_size(options.get("auto_side", 640))
     session = open_session(path, backend=backend, provider=provider, threads=threads,
                            precision=precision, shapes=_trial_shapes(path, trial_size))

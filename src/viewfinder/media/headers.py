@@ -115,8 +115,8 @@ def _jpeg_size(data: bytes | memoryview, name: str) -> tuple[int, int]:
             _need(data, pos + 7, name, "JPEG")
             height, width = _u(data, pos + 3, 2), _u(data, pos + 5, 2)
             if height == 0:
-                raise DecodeError(f"{name}: JPEG height defined later by a DNL marker is "
-                                  "not supported")
+                raise DecodeError(f"{name}: corrupt JPEG header (frame height 0: a height "
+                                  "defined later by a DNL marker is not supported)")
             return width, height
         pos += length
 

@@ -64,6 +64,7 @@ def check_pixels(width: int, height: int, what: str, limit: int | None = None) -
     pixels = int(width) * int(height)
     if pixels > cap:
         raise PixelLimitError(
-            f"{what}: {width}x{height} = {pixels} pixels is over the limit of {cap} "
-            f"pixels (refused before decoding; raise it with {MAX_PIXELS_ENV})",
+            f"{what}: {width}x{height} = {pixels} pixels ({pixels / 1e6:.1f} Mpixel) is over "
+            f"the limit of {cap} pixels (refused before decoding; raise it with "
+            f"{MAX_PIXELS_ENV})",
             int(width), int(height), cap)

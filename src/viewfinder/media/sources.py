@@ -22,6 +22,7 @@ from __future__ import annotations
 import glob as globlib
 import logging
 import os
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,8 +88,12 @@ class Origin:
 
     @property
     def image_id(self) -> str:
-        """The file stem of a still image (VOC's image id); ``stem/frame`` for frames."""
-        name = Path(self.path or self.stream or self.source).stem or "stream"
+        """The file stem of a still image (VOC's image id); ``stem/frame`` for frames of a
+        video, ``address/frame`` (``tcp_127.0.0.1_9000/000012``) for cameras and URLs."""
+        if self.path is not None:
+            name = Path(self.path).stem
+        else:  # a camera or URL: its address, made a file-system-safe name
+            name = re.sub(r"[^A-Za-z0-9.-]+", "_", str(self.stream or self.source)).strip("_")
         return name if self.frame is None else f"{name}/{self.frame:06d}"
 
     def to_dict(self) -> dict[str, Any]:
@@ -100,10 +105,12 @@ class Origin:
 
 @dataclass(frozen=True)
 class Item:
-    """A decoded image: ``(H, W, 3)`` uint8 BGR, and where it came from."""
+    """A decoded image: ``(H, W, 3)`` uint8 BGR, where it came from, and for live
+    sources when it was decoded (``time.monotonic()``, for capture-to-result latency)."""
 
     image: np.ndarray
     origin: Origin
+    captured: float | None = None
 
 
 @dataclass(frozen=True)
@@ -145,13 +152,28 @@ class Source:
         entries: The inputs (see :func:`open_source`).
         max_frames: Stop each video or stream after this many frames.
         timeout: Seconds to wait when opening or reading a URL or camera.
+        live: ``"latest"`` (the newest frame, the rest dropped and counted) or ``"all"``
+            for cameras and URLs; files always give every frame.
+        reconnect: Reconnect attempts per outage of a camera or URL.
+
+    Attributes:
+        readers: The :class:`~viewfinder.media.live.LiveReader` of every camera or URL
+            opened so far, by location (their ``stats``: frames, drops, outages).
     """
 
     def __init__(self, entries: Sequence[Entry], *, max_frames: int | None = None,
-                 timeout: float = 10.0) -> None:
+                 timeout: float = 10.0, live: str = "latest", reconnect: int = 5) -> None:
+        from viewfinder.media.live import LIVE_MODES
+
+        if live not in LIVE_MODES:
+            raise ConfigError(f"live mode {live!r}: expected one of {', '.join(LIVE_MODES)}")
+        if int(reconnect) < 0:
+            raise ConfigError(f"reconnect {reconnect}: expected attempts >= 0")
         self.entries = list(entries)
         self.max_frames = max_frames
         self.timeout = float(timeout)
+        self.live, self.reconnect = live, int(reconnect)
+        self.readers: dict[str, Any] = {}
 
     @property
     def images(self) -> int:
@@ -178,17 +200,73 @@ class Source:
             n += min(frames, self.max_frames) if self.max_frames else frames
         return n
 
+    def subset(self, entries: Sequence[Entry]) -> Source:
+        """A source over some of these entries, with the same options (and readers)."""
+        sub = Source(entries, max_frames=self.max_frames, timeout=self.timeout,
+                     live=self.live, reconnect=self.reconnect)
+        sub.readers = self.readers
+        return sub
+
+    @property
+    def is_live(self) -> bool:
+        """Whether any input is a camera or URL."""
+        return any(e.live for e in self.entries)
+
     def __iter__(self) -> Iterator[Item | Failure]:
         for entry in self.entries:
             if entry.kind == "image":
                 yield _read_still(entry)
             else:
-                yield from _read_stream(entry, self.max_frames, self.timeout)
+                yield from self._read_stream(entry)
+
+    def open_reader(self, entry: Entry, notify: Any = None) -> Any:
+        """A started :class:`~viewfinder.media.live.LiveReader` over a stream entry (files
+        give every frame; cameras and URLs follow ``live``), to read several streams at
+        once; ``notify`` (a ``threading.Event``) is set on every new frame."""
+        from viewfinder.media.live import LiveReader
+
+        mode = self.live if entry.live else "all"
+        reader = LiveReader(entry.kind, entry.location, mode=mode, timeout=self.timeout,
+                            reconnect=self.reconnect if entry.live else 0,
+                            max_frames=self.max_frames, notify=notify)
+        self.readers[entry.location] = reader
+        reader.start()
+        return reader
+
+    def item(self, entry: Entry, frame: Any) -> Item:
+        """The :class:`Item` of a :class:`~viewfinder.media.live.LiveFrame` of ``entry``."""
+        h, w = frame.image.shape[:2]
+        path = entry.location if entry.kind == "video" else None
+        return Item(frame.image, Origin(entry.source, path, entry.location, frame.index,
+                                        frame.time, w, h, entry.relpath),
+                    frame.captured if entry.live else None)
+
+    def _read_stream(self, entry: Entry) -> Iterator[Item | Failure]:
+        """Frames of a video, camera or URL; one failure when it cannot be opened."""
+        from viewfinder.media.stream import open_stream
+
+        try:
+            frames = open_stream(entry.kind, entry.location, self.max_frames, self.timeout,
+                                 live=self.live, reconnect=self.reconnect)
+            if frames.reader is not None:
+                self.readers[entry.location] = frames.reader
+            for index, t, image in frames:
+                h, w = image.shape[:2]
+                path = entry.location if entry.kind == "video" else None
+                yield Item(image, Origin(entry.source, path, entry.location, index, t, w, h,
+                                         entry.relpath), frames.captured)
+            errors = frames.errors
+        except ViewfinderError as exc:
+            yield Failure(entry.source, entry.location, str(exc), entry.location)
+            return
+        for index, message in errors:
+            yield Failure(entry.source, f"{entry.location}#frame {index}", message,
+                          entry.location)
 
 
 def open_source(specs: str | int | os.PathLike[str] | Sequence[str | int | os.PathLike[str]],
                 *, recursive: bool = False, max_frames: int | None = None,
-                timeout: float = 10.0) -> Source:
+                timeout: float = 10.0, live: str = "latest", reconnect: int = 5) -> Source:
     """Resolve what the user gave into a :class:`Source` (nothing is decoded yet).
 
     Args:
@@ -196,6 +274,9 @@ def open_source(specs: str | int | os.PathLike[str] | Sequence[str | int | os.Pa
         recursive: Folders include their subfolders.
         max_frames: Stop each video or stream after this many frames.
         timeout: Seconds to wait when opening or reading a URL or camera.
+        live: How cameras and URLs hand frames to a slower consumer: ``"latest"`` (the
+            newest, the rest dropped and counted: bounded latency) or ``"all"``.
+        reconnect: Reconnect attempts per outage of a camera or URL (0: none).
 
     Raises:
         InputFileError: a missing file or folder, a folder or glob with no images or
@@ -212,7 +293,8 @@ def open_source(specs: str | int | os.PathLike[str] | Sequence[str | int | os.Pa
     entries: list[Entry] = []
     for spec in items:
         entries.extend(_resolve(spec, recursive))
-    return Source(entries, max_frames=max_frames, timeout=timeout)
+    return Source(entries, max_frames=max_frames, timeout=timeout, live=live,
+                  reconnect=reconnect)
 
 
 def _resolve(spec: str | int | os.PathLike[str], recursive: bool) -> list[Entry]:
@@ -313,22 +395,3 @@ def _read_still(entry: Entry) -> Item | Failure:
     h, w = image.shape[:2]
     return Item(image, Origin(entry.source, entry.location, None, None, None, w, h,
                               entry.relpath))
-
-
-def _read_stream(entry: Entry, max_frames: int | None, timeout: float
-                 ) -> Iterator[Item | Failure]:
-    """Frames of a video, camera or URL; one failure when it cannot be opened."""
-    from viewfinder.media.stream import open_stream
-
-    try:
-        frames = open_stream(entry.kind, entry.location, max_frames, timeout)
-        for index, t, image in frames:
-            h, w = image.shape[:2]
-            yield Item(image, Origin(entry.source, entry.location if entry.kind == "video"
-                                     else None, entry.location, index, t, w, h, entry.relpath))
-        errors = getattr(frames, "errors", [])
-    except ViewfinderError as exc:
-        yield Failure(entry.source, entry.location, str(exc), entry.location)
-        return
-    for index, message in errors:
-        yield Failure(entry.source, f"{entry.location}#frame {index}", message, entry.location)

@@ -29,20 +29,31 @@ class FrameStream:
         name: The file, camera index or URL.
         fps: Frames per second (25 where the stream does not say).
         errors: ``(frame index, message)`` of frames that failed to decode.
+        reader: The :class:`~viewfinder.media.live.LiveReader` of a camera or URL.
+        captured: ``time.monotonic()`` when the last frame yielded was decoded (live).
     """
 
     def __init__(self, name: str, fps: float, frames: Iterator[tuple[int, float, np.ndarray]]
                  ) -> None:
         self.name, self.fps, self._frames = name, fps, frames
         self.errors: list[tuple[int, str]] = []
+        self.reader: Any = None
+        self.captured: float | None = None
 
     def __iter__(self) -> Iterator[tuple[int, float, np.ndarray]]:
         return self._frames
 
 
 def open_stream(kind: str, location: str, max_frames: int | None = None,
-                timeout: float = 10.0) -> FrameStream:
+                timeout: float = 10.0, *, live: str = "latest", reconnect: int = 5
+                ) -> FrameStream:
     """Open a ``"video"`` file, a ``"camera"`` index or a ``"url"``.
+
+    Files yield every frame. Cameras and URLs are read by a
+    :class:`viewfinder.media.live.LiveReader` (``live`` = ``"latest"`` or ``"all"``,
+    ``reconnect`` attempts per outage); the stream's ``reader`` then holds its
+    :class:`~viewfinder.media.live.LiveStats`, and each frame's capture time is in
+    ``captured`` (``time.monotonic()``), by frame index.
 
     Raises:
         InputFileError: a camera or URL that cannot be opened or does not answer within
@@ -51,10 +62,8 @@ def open_stream(kind: str, location: str, max_frames: int | None = None,
     """
     if kind == "video":
         return _video(location, max_frames)
-    if kind == "camera":
-        return _camera(int(location), max_frames)
-    if kind == "url":
-        return _url(location, max_frames, timeout)
+    if kind in ("camera", "url"):
+        return _live(kind, location, max_frames, timeout, live, reconnect)
     raise InputFileError(f"{location}: not a stream ({kind})")
 
 
@@ -74,7 +83,31 @@ def _video(path: str, max_frames: int | None) -> FrameStream:
     return stream
 
 
-def _camera(index: int, max_frames: int | None) -> FrameStream:
+def _live(kind: str, location: str, max_frames: int | None, timeout: float, mode: str,
+          reconnect: int) -> FrameStream:
+    from viewfinder.media.live import LiveReader
+
+    reader = LiveReader(kind, location, mode=mode, timeout=timeout, reconnect=reconnect,
+                        max_frames=max_frames)
+    stream = FrameStream(location, 25.0, iter(()))
+    stream.reader = reader
+
+    def gen() -> Iterator[tuple[int, float, np.ndarray]]:
+        for frame in reader:
+            stream.fps = reader.fps
+            stream.captured = frame.captured
+            yield frame.index, frame.time, frame.image
+
+    stream._frames = gen()
+    return stream
+
+
+def open_camera(index: int) -> tuple[Any, float]:
+    """An opened ``cv2.VideoCapture`` and its frame rate.
+
+    Raises:
+        InputFileError: the camera cannot be opened.
+    """
     import cv2
 
     quiet = getattr(getattr(cv2, "utils", None), "logging", None)
@@ -88,69 +121,52 @@ def _camera(index: int, max_frames: int | None) -> FrameStream:
             quiet.setLogLevel(level)
     if not cap.isOpened():
         raise InputFileError(f"camera {index}: cannot open")
-    fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
+    return cap, float(cap.get(cv2.CAP_PROP_FPS) or 30.0)
 
-    def gen() -> Iterator[tuple[int, float, np.ndarray]]:
-        i = 0
-        try:
-            while max_frames is None or i < max_frames:
-                ok, frame = cap.read()
-                if not ok:
-                    return
-                yield i, i / fps, frame
-                i += 1
-        finally:
-            cap.release()
 
-    return FrameStream(f"camera {index}", fps, gen())
+def _ffmpeg_text(exc: BaseException) -> str:
+    return " ".join(str(getattr(exc, "strerror", None) or exc).split())
+
+
+# Live inputs start at once: probe at most 0.5 s / 500 kB of the stream (FFmpeg's
+# defaults, 5 s / 5 MB, are seconds before the first frame of a camera). The probed
+# packets are kept (no "nobuffer"): a "latest" reader skips them anyway, an "all" one
+# needs them.
+_LIVE_OPTIONS = {"analyzeduration": "500000", "probesize": "500000"}
 
 
 def _open_url(url: str, timeout: float) -> Any:
+    """An opened PyAV container; one-line errors, time-outs included."""
     import av
 
     try:
-        return av.open(url, "r", timeout=(timeout, timeout),
-                       options={"rw_timeout": str(int(timeout * 1e6))})
+        return av.open(url, "r", timeout=(timeout, timeout), options=_LIVE_OPTIONS | {
+            "rw_timeout": str(int(timeout * 1e6))})
     except av.ExitError as exc:  # the interrupt callback: the time-out passed
         raise InputFileError(f"{url}: no answer within {timeout:g} s") from exc
     except av.FFmpegError as exc:
-        text = " ".join(str(getattr(exc, "strerror", None) or exc).split())
+        text = _ffmpeg_text(exc)
         if "timed out" in text.lower() or "immediate exit" in text.lower():
             raise InputFileError(f"{url}: no answer within {timeout:g} s") from exc
         raise InputFileError(f"{url}: cannot open ({text})") from exc
 
 
-def _url(url: str, max_frames: int | None, timeout: float) -> FrameStream:
+def _url_frames(container: Any, vstream: Any, url: str, timeout: float
+                ) -> Iterator[np.ndarray]:
+    """BGR frames of an open container; closes it at the end.
+
+    Raises:
+        InputFileError: no frame within ``timeout`` seconds.
+        DecodeError: the stream broke.
+    """
     import av
 
-    from viewfinder.media.video._open import video_stream
-
-    container = _open_url(url, timeout)
     try:
-        vstream = video_stream(container, url)
-    except BaseException:
+        for frame in container.decode(vstream):
+            yield frame.to_ndarray(format="bgr24")
+    except av.ExitError as exc:
+        raise InputFileError(f"{url}: no frame within {timeout:g} s") from exc
+    except av.FFmpegError as exc:
+        raise DecodeError(f"{url}: the stream broke ({_ffmpeg_text(exc)})") from exc
+    finally:
         container.close()
-        raise
-    rate = vstream.average_rate or vstream.guessed_rate
-    fps = float(rate) if rate else 25.0
-
-    def gen() -> Iterator[tuple[int, float, np.ndarray]]:
-        i, t0 = 0, None
-        try:
-            for frame in container.decode(vstream):
-                t = float(frame.time) if frame.time is not None else i / fps
-                t0 = t if t0 is None else t0
-                yield i, t - t0, frame.to_ndarray(format="bgr24")
-                i += 1
-                if max_frames is not None and i >= max_frames:
-                    return
-        except av.ExitError as exc:
-            raise InputFileError(f"{url}: no frame within {timeout:g} s (after {i} frames)") \
-                from exc
-        except av.FFmpegError as exc:
-            text = " ".join(str(getattr(exc, "strerror", None) or exc).split())
-            raise DecodeError(f"{url}: stream failed after {i} frames ({text})") from exc
-        finally:
-            container.close()
-
-    return FrameStream(url, fps, gen())

@@ -18,6 +18,7 @@ import numpy as np
 
 from viewfinder.errors import ConfigError, DatasetError, FormatError, InputFileError, SizeError
 from viewfinder.fileio import atomic_path, expand_files
+from viewfinder.media.sources import IMAGE_SUFFIXES
 from viewfinder.runtime.base import Session, TensorInfo, concrete_shape
 from viewfinder.runtime.specs import ModelSpec
 
@@ -26,7 +27,6 @@ __all__ = ["IMAGE_SUFFIXES", "Sample", "load_samples", "parse_shapes", "syntheti
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 _DATA_SUFFIXES = (".npy", ".bin") + IMAGE_SUFFIXES
 OUTFMTS = ("txt", "bin", "npy")
 

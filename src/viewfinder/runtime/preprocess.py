@@ -24,7 +24,8 @@ from viewfinder.errors import ConfigError, FormatError, ShapeError, SizeError
 from viewfinder.media.transforms import AffineTransform, letterbox, resize_to
 from viewfinder.runtime.specs import InputSpec
 
-__all__ = ["ModelInput", "Preprocessor", "SizeArg", "image_to_tensor", "input_transform"]
+__all__ = ["ModelInput", "Preprocessor", "SizeArg", "darknet_fit", "darknet_resize",
+           "image_to_tensor", "input_transform"]
 
 #: ``(width, height)``, ``"auto"`` or None: see :meth:`InputSpec.preprocess`.
 SizeArg = tuple[int, int] | str | None
@@ -104,34 +105,29 @@ class Preprocessor:
 
     def transform(self, width: int, height: int,
                   box: np.ndarray | None = None) -> AffineTransform:
-        """The image -> input transform for an image of this size (and box, for crops)."""
+        """The image -> input transform for an image of this size (and box, for crops).
+
+        Its inverse maps input coordinates back to the image (for ``"darknet"``, as
+        Darknet's ``correct_yolo_boxes``: the offset ``(W - new_w) / 2`` unrounded).
+        """
         spec = self.spec
         out_w, out_h = self.input_size(width, height)
+        interp = "bilinear" if spec.interpolation == "darknet" else spec.interpolation
         if spec.resize == "crop" and box is not None:
             x1, y1, x2, y2 = (float(v) for v in np.asarray(box, np.float64).reshape(4))
             s = min(out_w, out_h) / (spec.crop_margin * max(x2 - x1, y2 - y1, 1e-6))
             return AffineTransform(s, s, out_w / 2 - (x1 + x2) / 2 * s,
                                    out_h / 2 - (y1 + y2) / 2 * s, out_w, out_h, width, height,
-                                   pad_value=spec.pad_value)
+                                   pad_value=spec.pad_value, interpolation=interp)
+        if spec.resize == "letterbox" and spec.interpolation == "darknet":
+            new_w, new_h = darknet_fit(width, height, out_w, out_h)
+            tx, ty = ((out_w - new_w) / 2, (out_h - new_h) / 2) if spec.center else (0.0, 0.0)
+            return AffineTransform(new_w / width, new_h / height, tx, ty, out_w, out_h, width,
+                                   height, pad_value=spec.pad_value, interpolation=interp)
         if spec.resize == "letterbox":
             return letterbox(width, height, out_w, out_h, center=spec.center,
-                             pad_value=spec.pad_value)
-        return resize_to(width, height, out_w, out_h)
-
-    def place(self, image: np.ndarray, box: np.ndarray | None = None
-              ) -> tuple[np.ndarray, AffineTransform]:
-        """The geometric stage alone: the placed uint8 BGR image and its transform."""
-        _check_image(image)
-        t = self.transform(image.shape[1], image.shape[0], box)
-        if self.spec.resize == "crop" and box is not None:
-            import cv2
-
-            m = np.array([[t.sx, 0.0, t.tx], [0.0, t.sy, t.ty]])
-            placed = cv2.warpAffine(image, m, (t.out_w, t.out_h), flags=cv2.INTER_LINEAR,
-                                    borderMode=cv2.BORDER_CONSTANT,
-                                    borderValue=(self.spec.pad_value,) * 3)
-            return placed, t
-        return t.apply_image(image), t
+                             pad_value=spec.pad_value, interpolation=interp)
+        return resize_to(width, height, out_w, out_h, interpolation=interp)
 
     def __call__(self, image: np.ndarray, box: np.ndarray | None = None) -> ModelInput:
         """Preprocess one ``(H, W, 3)`` BGR uint8 image.
@@ -142,38 +138,106 @@ class Preprocessor:
                 None treats the image as the crop (resized to the input size).
 
         Raises:
-            FormatError, ShapeError: not a ``(H, W, 3)`` uint8 image.
+            FormatError, ShapeError, SizeError: not a ``(H, W, 3)`` uint8 image.
         """
+        _check_image(image)
+        t = self.transform(image.shape[1], image.shape[0], box)
+        planes = self._planes(image, t, box)
         spec = self.spec
+        h, w = planes[0].shape
+        x0, y0 = math.floor(t.tx), math.floor(t.ty)
         if spec.resize == "crop" and box is not None:
-            placed, t = self.place(image, box)
-            x0 = y0 = 0
-        else:  # resize only; the padding is written as a float (0.5 for Darknet's 127.5)
-            _check_image(image)
-            t = self.transform(image.shape[1], image.shape[0])
-            placed = _resized(image, t)
-            x0, y0 = round(t.tx), round(t.ty)
-        import cv2
-
-        order = (2, 1, 0) if spec.color == "RGB" else (0, 1, 2)
-        h, w = placed.shape[:2]
+            x0 = y0 = 0  # the crop is the whole input
         pad = (np.float32(spec.pad_value) - np.asarray(spec.mean, np.float32)) \
             / np.asarray(spec.std, np.float32)
-        planes = cv2.split(placed)  # contiguous planes: cv2.LUT is ~5x np.take
+        full = (h, w) == (t.out_h, t.out_w)
         if spec.layout == "NCHW":
             x = np.empty((1, 3, t.out_h, t.out_w), np.float32)
-            for c, src in enumerate(order):
-                if (h, w) != (t.out_h, t.out_w):
+            for c in range(3):
+                if not full:
                     x[0, c] = pad[c]
-                cv2.LUT(planes[src], self._lut[c], dst=x[0, c, y0:y0 + h, x0:x0 + w])
+                x[0, c, y0:y0 + h, x0:x0 + w] = planes[c]
         else:
             x = np.empty((1, t.out_h, t.out_w, 3), np.float32)
             x[0] = pad
-            for c, src in enumerate(order):
-                x[0, y0:y0 + h, x0:x0 + w, c] = cv2.LUT(planes[src], self._lut[c])
+            for c in range(3):
+                x[0, y0:y0 + h, x0:x0 + w, c] = planes[c]
         if spec.dtype != "float32":
             x = x.astype(np.dtype(spec.dtype))
         return ModelInput(x, t.inverse())
+
+    def _planes(self, image: np.ndarray, t: AffineTransform, box: np.ndarray | None
+                ) -> list[np.ndarray]:
+        """The placed picture as 3 normalised float32 planes in the model's channel order
+        (the padding is added by the caller, as a float: 0.5 exactly for Darknet)."""
+        import cv2
+
+        spec = self.spec
+        order = (2, 1, 0) if spec.color == "RGB" else (0, 1, 2)
+        if spec.resize == "crop" and box is not None:
+            from viewfinder.media.resize import INTERPOLATIONS
+
+            m = np.array([[t.sx, 0.0, t.tx], [0.0, t.sy, t.ty]])
+            placed = cv2.warpAffine(image, m, (t.out_w, t.out_h),
+                                    flags=INTERPOLATIONS[t.interpolation],
+                                    borderMode=cv2.BORDER_CONSTANT,
+                                    borderValue=(spec.pad_value,) * 3)
+        elif spec.interpolation == "darknet":  # normalise, then Darknet's float resize
+            bgr = cv2.split(image)
+            norm = np.stack([cv2.LUT(bgr[src], self._lut[c]) for c, src in enumerate(order)])
+            new_w, new_h = round(t.in_w * t.sx), round(t.in_h * t.sy)
+            return list(darknet_resize(norm, new_w, new_h))
+        else:
+            placed = _resized(image, t)
+        split = cv2.split(placed)  # contiguous planes: cv2.LUT is ~5x np.take
+        return [cv2.LUT(split[src], self._lut[c]) for c, src in enumerate(order)]
+
+
+def darknet_fit(in_w: int, in_h: int, net_w: int, net_h: int) -> tuple[int, int]:
+    """``(new_w, new_h)`` inside a Darknet letterbox: ``letterbox_image`` compares the two
+    scales in float32, fits the longer side exactly and truncates the other."""
+    if np.float32(net_w) / np.float32(in_w) < np.float32(net_h) / np.float32(in_h):
+        return net_w, max(1, in_h * net_w // in_w)
+    return max(1, in_w * net_h // in_h), net_h
+
+
+def _taps(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
+    """Source index and weight per output position: ``s = i * (float)(n_in - 1) /
+    (n_out - 1)`` in float32, ``ix = (int)s``, ``dx = s - ix`` (corners aligned)."""
+    if n_out == 1 or n_in == 1:
+        return np.full(n_out, n_in - 1, np.int64), np.zeros(n_out, np.float32)
+    s = np.arange(n_out, dtype=np.float32) * (np.float32(n_in - 1) / np.float32(n_out - 1))
+    ix = np.minimum(s.astype(np.int64), n_in - 1)
+    return ix, s - ix.astype(np.float32)
+
+
+def darknet_resize(planes: np.ndarray, w: int, h: int) -> np.ndarray:
+    """Darknet's ``resize_image`` of ``(C, H, W)`` float32 planes -> ``(C, h, w)``.
+
+    Bilinear with corners aligned, two float32 passes (across, then down; the last
+    output row takes only ``(1 - dy)`` of its source row, as Darknet skips the second
+    tap there), operation for operation, so the result is bit-identical to Darknet's.
+    """
+    _, in_h, in_w = planes.shape
+    ix, dx = _taps(in_w, w)
+    iy, dy = _taps(in_h, h)
+    down = h > 1 and in_h > 1
+    rows = np.unique(np.concatenate([iy, iy[:-1] + 1])) if down else np.unique(iy)
+    src = np.ascontiguousarray(planes.take(rows, axis=1), np.float32)
+    part = src.take(ix, axis=2)
+    if w > 1 and in_w > 1:
+        part *= np.float32(1) - dx
+        right = src.take(np.minimum(ix + 1, in_w - 1), axis=2)
+        right *= dx
+        part += right
+        part[:, :, -1] = src[:, :, -1]
+    out = part.take(np.searchsorted(rows, iy), axis=1)
+    if down:
+        out *= (np.float32(1) - dy)[:, None]
+        below = part.take(np.searchsorted(rows, iy[:-1] + 1), axis=1)
+        below *= dy[:-1, None]
+        out[:, :-1] += below
+    return out
 
 
 def _resized(image: np.ndarray, t: AffineTransform) -> np.ndarray:

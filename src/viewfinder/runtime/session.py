@@ -44,9 +44,9 @@ def _model_path(path: str | Path) -> str | Path:
     """A zoo name (``"2d106det"``) resolves to its file; anything else is a path."""
     if Path(path).exists() or Path(path).suffix:
         return path
-    from viewfinder.runtime import zoo
+    from viewfinder.runtime.zoo import resolve_model
 
-    return zoo.resolve(str(path))
+    return resolve_model(str(path), identify=False)[0]
 
 
 def load_session(

@@ -20,6 +20,8 @@ __all__ = ["PRECISIONS", "PRECISION_ALIASES", "FileSpec", "InputSpec", "ModelSpe
            "normalize_precision"]
 
 _HEX = frozenset("0123456789abcdef")
+#: media.resize's modes (without importing cv2), and Darknet's letterbox_image.
+_INTERPOLATIONS = ("bilinear", "nearest", "area", "darknet")
 
 #: The one precision vocabulary (CLI flags, TOML configs, the API).
 PRECISIONS = ("f32", "fp16", "bf16", "int8")
@@ -100,6 +102,10 @@ class InputSpec:
             False pads right and bottom only (SCRFD, YuNet).
         pad_value: Letterbox padding, in image pixel values (0..255, before mean/std).
         crop_margin: ``resize="crop"``: the crop's side over the box's longer side.
+        interpolation: ``"bilinear"``, ``"nearest"`` or ``"area"``
+            (:data:`viewfinder.media.resize.INTERPOLATIONS`), or ``"darknet"``: Darknet's
+            ``letterbox_image`` (normalise, then its corner-aligned float resize, its
+            truncating fit; see :func:`viewfinder.runtime.preprocess.darknet_resize`).
     """
 
     name: str
@@ -115,6 +121,7 @@ class InputSpec:
     center: bool = False
     pad_value: float = 0.0
     crop_margin: float = 1.5
+    interpolation: str = "bilinear"
 
     def __post_init__(self) -> None:
         if self.layout not in ("NCHW", "NHWC"):
@@ -127,6 +134,9 @@ class InputSpec:
             raise ConfigError(f"input {self.name}: std must be non-zero, got {self.std}")
         if not 0 <= self.pad_value <= 255:
             raise ConfigError(f"input {self.name}: pad_value {self.pad_value}, expected 0..255")
+        if self.interpolation not in _INTERPOLATIONS:
+            raise ConfigError(f"input {self.name}: interpolation {self.interpolation!r}, "
+                              f"expected one of {', '.join(_INTERPOLATIONS)}")
         if self.crop_margin <= 0:
             raise ConfigError(f"input {self.name}: crop_margin must be positive, "
                               f"got {self.crop_margin}")

@@ -122,8 +122,11 @@ def _faces_other() -> list[ModelSpec]:
     ]
 
 
-_YOLO_INPUT = InputSpec(name="input", size=(416, 416), color="RGB", mean=(0.0,) * 3,
-                        std=(255.0,) * 3, resize="letterbox")
+# Darknet's letterbox_image, as detect/yolo.py feeds it: input "images" (the exporter's
+# name), RGB / 255, centred, padded with 0.5 (127.5 on the 0..255 scale), Darknet's resize.
+_YOLO_INPUT = InputSpec(name="images", size=(416, 416), color="RGB", mean=(0.0,) * 3,
+                        std=(255.0,) * 3, resize="letterbox", center=True, pad_value=127.5,
+                        interpolation="darknet")
 _COCO_NAMES_UPSTREAM = "634a1132eb33f8091d60f2c346ababe8b905ae08387037aed883953b7329af84"
 
 

@@ -62,7 +62,7 @@ class Batcher:
     """
 
     def __init__(self, name: str, fn: BatchFunction, *, max_batch: int = 8,
-                 max_wait_ms: float = 5.0, queue_size: int = 64,
+                 max_wait_ms: float = 5.0, queue_size: int = 16,
                  on_batch: Callable[[int, float], None] | None = None,
                  delay_ms: float = 0.0) -> None:
         if max_batch < 1 or queue_size < 1 or max_wait_ms < 0:

@@ -7,6 +7,10 @@ window (image, component, orientation, level, cell); mining a window again repla
 its features, so its part placement follows the model. The cache is bounded by an example
 count and a byte budget; when full, mining stops, the solver runs, and easy
 negatives (score below the margin) are dropped before mining goes on.
+
+The cache also keeps each example's dual variable from the last solve (a warm start
+for the next one: new examples start at 0) and a ``version`` that changes whenever
+its content does, so that an unchanged cache is not solved again.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from collections.abc import Hashable
 import numpy as np
 
 from viewfinder.dpm.train.optimize import Problem, example_scores
+from viewfinder.errors import ShapeError
 
 __all__ = ["FeatureCache"]
 
@@ -37,8 +42,12 @@ class FeatureCache:
         self.max_examples = int(max_examples)
         self.max_bytes = int(max_bytes)
         self._pos: list[list[tuple[int, np.ndarray]]] = []
+        self._pos_keys: list[Hashable] = []
         self._neg: dict[Hashable, tuple[int, np.ndarray]] = {}
         self._neg_bytes = 0
+        self._alpha: dict[Hashable, float] = {}  # ("pos", key) / ("neg", key) -> dual
+        #: Changes whenever the examples or their features change.
+        self.version = 0
 
     @property
     def dim(self) -> int:
@@ -65,9 +74,24 @@ class FeatureCache:
         """Whether no more negatives fit."""
         return self.num_neg >= self.max_examples or self._neg_bytes >= self.max_bytes
 
-    def set_positives(self, positives: list[list[tuple[int, np.ndarray]]]) -> None:
-        """Replace the positives: one list of ``(component, features)`` entries each."""
-        self._pos = [list(p) for p in positives if p]
+    def set_positives(self, positives: list[list[tuple[int, np.ndarray]]],
+                      keys: list[Hashable] | None = None) -> None:
+        """Replace the positives: one list of ``(component, features)`` entries each.
+
+        ``keys`` (one per positive, e.g. image and box) let a positive keep its dual
+        variable from the last solve; without them positives start from 0.
+        """
+        keys = list(range(len(positives))) if keys is None else list(keys)
+        if len(keys) != len(positives):
+            raise ShapeError(f"set_positives: expected {len(positives)} keys, got {len(keys)}")
+        kept = [(k, list(p)) for k, p in zip(keys, positives, strict=True) if p]
+        new_keys, new_pos = [k for k, _ in kept], [p for _, p in kept]
+        if new_keys != self._pos_keys or not all(
+                _same_entries(a, b) for a, b in zip(new_pos, self._pos, strict=True)):
+            self.version += 1
+        for k in set(self._pos_keys) - set(new_keys):
+            self._alpha.pop(("pos", k), None)
+        self._pos, self._pos_keys = new_pos, new_keys
 
     def add_negative(self, key: Hashable, component: int, features: np.ndarray) -> bool:
         """Add one negative; True if it is new.
@@ -79,14 +103,31 @@ class FeatureCache:
         """
         f = np.ascontiguousarray(features, np.float32)
         if key in self._neg:
-            self._neg_bytes += f.nbytes - self._neg[key][1].nbytes
+            old_c, old_f = self._neg[key]
+            if old_c != component or not np.array_equal(old_f, f):
+                self.version += 1
+            self._neg_bytes += f.nbytes - old_f.nbytes
             self._neg[key] = (int(component), f)
             return False
         if self.full:
             return False
         self._neg[key] = (int(component), f)
         self._neg_bytes += f.nbytes
+        self.version += 1
         return True
+
+    def alpha(self) -> np.ndarray:
+        """The dual variables in :meth:`problem`'s order (0 for examples never solved)."""
+        keys = [("pos", k) for k in self._pos_keys] + [("neg", k) for k in self._neg]
+        return np.array([self._alpha.get(k, 0.0) for k in keys], np.float64)
+
+    def set_alpha(self, alpha: np.ndarray) -> None:
+        """Keep a solve's dual variables (in :meth:`problem`'s order) for the next one."""
+        keys = [("pos", k) for k in self._pos_keys] + [("neg", k) for k in self._neg]
+        alpha = np.asarray(alpha, np.float64)
+        if alpha.shape != (len(keys),):
+            raise ShapeError(f"set_alpha: expected ({len(keys)},), got {alpha.shape}")
+        self._alpha = {k: float(a) for k, a in zip(keys, alpha, strict=True) if a != 0.0}
 
     def problem(self) -> Problem:
         """The cache as a packed solver problem (positives first)."""
@@ -119,6 +160,14 @@ class FeatureCache:
             if s < margin:
                 self._neg_bytes -= self._neg[key][1].nbytes
                 del self._neg[key]
+                self._alpha.pop(("neg", key), None)
                 dropped += 1
+        if dropped:
+            self.version += 1
         logger.debug("cache: dropped %d easy negatives, %d kept", dropped, self.num_neg)
         return dropped
+
+
+def _same_entries(a: list[tuple[int, np.ndarray]], b: list[tuple[int, np.ndarray]]) -> bool:
+    return len(a) == len(b) and all(ca == cb and np.array_equal(fa, fb)
+                                    for (ca, fa), (cb, fb) in zip(a, b, strict=True))

@@ -289,7 +289,7 @@ def sgd(problem: Problem, reg: Regularizer, C: float, J: float = 1.0, *,
 
 
 def dcd(problem: Problem, reg: Regularizer, C: float, J: float = 1.0, *,
-        passes: int = 300, rounds: int = 3, tol: float = 0.1, gap_tol: float = 1e-4,
+        passes: int = 300, rounds: int = 3, tol: float = 1e-3, gap_tol: float = 1e-3,
         reg_floor: float = 0.01, prox_steps: int = 4, shrinking: bool = True,
         w0: np.ndarray | None = None, alpha0: np.ndarray | None = None, seed: int = 0,
         progress: Progress | None = None) -> SolveResult:
@@ -415,7 +415,7 @@ class _DualSolver:
             self.passes += 1
             active = order[~shrunk[order]] if self.shrinking else order
             if hi - lo <= self.tol:
-                if active.shape[0] == n and self._gap_ok(rr):
+                if active.shape[0] == n:
                     break
                 active, pg_max, pg_min = np.arange(n, dtype=np.int64), np.inf, -np.inf
                 shrunk[:] = False

@@ -48,7 +48,7 @@ class TrainParams:
     sgd_iter: int = 10_000_000
     sgd_min_iter: int = 5_000_000
     solver_passes: int = 300
-    solver_tol: float = 1e-4
+    solver_tol: float = 1e-3
     bbox_ridge: float = 1.0
     bbox_min_overlap: float = 0.7
     pyramid_cache_mb: int = 1000
@@ -136,8 +136,8 @@ PARAM_NOTES: dict[str, str] = {
     "solver": "dcd: dual coordinate descent (this package); sgd: learn.cc",
     "sgd_iter": "learn.cc ITER=10e6",
     "sgd_min_iter": "learn.cc MIN_ITER=5e6",
-    "solver_passes": "dcd coordinate passes per latent round and bias step (this package)",
-    "solver_tol": "dcd projected-gradient tolerance (liblinear-style)",
+    "solver_passes": "dcd coordinate passes per step at most (this package)",
+    "solver_tol": "dcd stops a step at this relative duality gap (this package)",
     "bbox_ridge": "rel5 trainbox.m: ridge regularisation of the box regressors",
     "bbox_min_overlap": "rel5 trainbox.m: detections overlapping a box >= 0.7 train it",
     "pyramid_cache_mb": "memory for feature pyramids kept between latent rounds (this package)",

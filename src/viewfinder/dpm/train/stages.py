@@ -78,6 +78,10 @@ class RunResult:
     stage_seconds: dict[str, float] = field(default_factory=dict)
     objective: dict[str, list[float]] = field(default_factory=dict)
     resumed_from: str | None = None
+    #: Process CPU seconds (all threads) of the stages run by this call.
+    stage_cpu_seconds: dict[str, float] = field(default_factory=dict)
+    #: Every solve of this call: stage, examples, objective, passes, seconds, warm.
+    solves: list[dict[str, Any]] = field(default_factory=list)
 
 
 def train(voc_root: str | os.PathLike[str], cls: str, out: str | os.PathLike[str],
@@ -122,6 +126,9 @@ class _Trainer:
         self.data: TrainingData | None = None
         self.pyramids: PyramidCache | None = None
         self.history: list[float] = []
+        self._solved: tuple[int, int, np.ndarray] | None = None  # cache, version, w
+        self.solves: list[dict[str, Any]] = []
+        self.cpu: dict[str, float] = {}
 
     # ------------------------------------------------------------------ driver
 
@@ -135,20 +142,22 @@ class _Trainer:
             if resumed is not None and model is None:
                 logger.info("resuming after stage %s", resumed)
                 model = self._load(resumed)
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             self.history = []
             self.progress(stage, {"started": True})
             model = getattr(self, f"_stage_{stage}")(model)
             if model is not None:
                 model.save(self.run_dir.file(f"{stage}.npz"))
             seconds = time.perf_counter() - t0
+            self.cpu[stage] = time.process_time() - c0
             self.run_dir.mark(stage, seconds, self.history or None)
-            logger.info("stage %s finished in %.1f s", stage, seconds)
+            logger.info("stage %s finished in %.1f s (%.1f s CPU)", stage, seconds,
+                        self.cpu[stage])
             self.progress(stage, {"done": True, "seconds": seconds})
         final = model if model is not None else self._load("final")
         st = self.run_dir.state
         return RunResult(self.run_dir.path, final, dict(st["seconds"]), dict(st["objective"]),
-                         resumed)
+                         resumed, dict(self.cpu), list(self.solves))
 
     def _load(self, stage: str) -> TrainModel | None:
         if stage == "data":
@@ -254,7 +263,8 @@ class _Trainer:
     def _latent(self, model: TrainModel, iters: int, stage: str) -> TrainModel:
         cache = FeatureCache(model.offsets(), self.p.cache_examples, self.p.cache_bytes)
         for it in range(iters):
-            cache.set_positives(self._latent_positives(model))
+            keys, positives = self._latent_positives(model)
+            cache.set_positives(positives, keys)
             if cache.num_pos == 0:
                 logger.warning("%s: no positive has a placement overlapping >= %.2f; stopping",
                                stage, self.p.min_overlap)
@@ -262,8 +272,7 @@ class _Trainer:
             self._check_loss_weight(cache.num_pos, stage)
             for rnd in range(self.p.neg_rounds):
                 added = self._mine(model, cache, stage)
-                w = self._solve(cache.problem(), model.regularizer(), stage, model).w
-                model.set_vector(w)
+                w = self._solve_cache(model, cache, stage)
                 # Easy negatives stay while there is room (dropping them lets the next
                 # solve forget them and the model oscillate); a full cache sheds them.
                 dropped = cache.shrink(w, SHRINK_MARGIN) if cache.full else 0
@@ -288,12 +297,14 @@ class _Trainer:
                            "outweighs the loss; raise C to about %.2g or more", stage, weight,
                            self.p.C, num_pos, 10.0 / (self.p.J * num_pos))
 
-    def _latent_positives(self, model: TrainModel) -> list[list[tuple[int, np.ndarray]]]:
-        out, skipped = [], 0
+    def _latent_positives(self, model: TrainModel
+                          ) -> tuple[list[tuple[str, int]], list[list[tuple[int, np.ndarray]]]]:
+        keys, out, skipped = [], [], 0
         for image_id, _boxes, pls_per_box in self._placements(model, self.p.min_overlap):
             pyr = self._pyr(model, image_id)
-            for pls in pls_per_box:
+            for b, pls in enumerate(pls_per_box):
                 if pls:
+                    keys.append((image_id, b))
                     out.append(entries_of(model, pyr, pls))
                 else:
                     skipped += 1
@@ -301,7 +312,7 @@ class _Trainer:
             logger.info("latent positives: %d of %d boxes have no placement overlapping >= %.2f "
                         "(too small or cut off); skipped", skipped, skipped + len(out),
                         self.p.min_overlap)
-        return out
+        return keys, out
 
     def _placements(self, model: TrainModel, min_overlap: float):
         """Yield ``(image_id, boxes, placements per box)`` for the positive images."""
@@ -323,8 +334,7 @@ class _Trainer:
                                      self.p.mirror):
                 key = (image_id, pl.component, pl.flip, pl.level, pl.rx, pl.ry)
                 if cache.full:
-                    w = self._solve(cache.problem(), model.regularizer(), stage, model).w
-                    model.set_vector(w)
+                    w = self._solve_cache(model, cache, stage)
                     # A solve frees only a few places: mining on would solve again for
                     # every handful of windows. Stop this round (voc-release: cache full).
                     if cache.shrink(w, SHRINK_MARGIN) < max(1, cache.num_neg // 10):
@@ -337,8 +347,31 @@ class _Trainer:
                                   "cache": cache.num_neg, "positives": cache.num_pos})
         return added
 
+    def _solve_cache(self, model: TrainModel, cache: FeatureCache, stage: str) -> np.ndarray:
+        """Solve the cache from its last dual variables; not at all if nothing changed.
+
+        The model takes the solution. A cache whose examples and features are those of
+        the last solve, with the model still at that solve's weights, has nothing new
+        to learn: the solve is skipped (voc-release solves again; the same weights come
+        back).
+        """
+        w0 = model.to_vector()
+        last = self._solved
+        if (last is not None and last[0] == id(cache) and last[1] == cache.version
+                and np.array_equal(last[2], w0)):
+            logger.info("%s: cache unchanged since the last solve; not solved again", stage)
+            return w0
+        alpha0 = cache.alpha() if self.p.solver == "dcd" else None
+        res = self._solve(cache.problem(), model.regularizer(), stage, model, alpha0)
+        if res.alpha is not None:
+            cache.set_alpha(res.alpha)
+        model.set_vector(res.w)
+        self._solved = (id(cache), cache.version, model.to_vector())
+        return res.w
+
     def _solve(self, prob: opt.Problem, reg: opt.Regularizer, stage: str,
-               model: TrainModel | None = None) -> opt.SolveResult:
+               model: TrainModel | None = None,
+               alpha0: np.ndarray | None = None) -> opt.SolveResult:
         def tick(k: int, f: float) -> None:
             self.progress(stage, {"pass": k, "objective": f, "cache": prob.num_examples})
 
@@ -347,10 +380,16 @@ class _Trainer:
             res = opt.sgd(prob, reg, self.p.C, self.p.J, w0=w0, max_iter=self.p.sgd_iter,
                           min_iter=self.p.sgd_min_iter, seed=self.p.seed, progress=tick)
         else:
-            res = opt.dcd(prob, reg, self.p.C, self.p.J, w0=w0, passes=self.p.solver_passes,
-                          tol=self.p.solver_tol, seed=self.p.seed, progress=tick)
+            res = opt.dcd(prob, reg, self.p.C, self.p.J, w0=w0, alpha0=alpha0,
+                          passes=self.p.solver_passes, gap_tol=self.p.solver_tol,
+                          seed=self.p.seed, progress=tick)
         self.history += [float(v) for v in res.history]
-        logger.info("%s: %s solve over %d examples (%d pos): objective %.6f after %d passes "
+        self.solves.append({"stage": stage, "examples": prob.num_examples,
+                            "objective": res.objective.total, "passes": res.passes,
+                            "seconds": res.seconds, "warm": alpha0 is not None
+                            and bool(np.any(alpha0))})
+        logger.info("%s: %s solve over %d examples (%d pos)%s: objective %.6f after %d passes "
                     "(%.2f s)", stage, self.p.solver, prob.num_examples,
-                    int((prob.labels > 0).sum()), res.objective.total, res.passes, res.seconds)
+                    int((prob.labels > 0).sum()), ", warm start" if self.solves[-1]["warm"]
+                    else "", res.objective.total, res.passes, res.seconds)
         return res

@@ -22,6 +22,7 @@ import numpy as np
 import onnx
 
 from viewfinder.errors import ConfigError, DatasetError, ShapeError
+from viewfinder.media.sources import IMAGE_SUFFIXES
 from viewfinder.runtime.convert.modelio import opset_version
 from viewfinder.runtime.convert.optimize import edge_layers
 from viewfinder.runtime.convert.reference import bilinear_resize
@@ -32,7 +33,6 @@ __all__ = ["IMAGE_SUFFIXES", "OutputDiff", "calibration_files", "load_calibratio
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 QUANT_FORMATS = ("qdq", "qoperator")
 
 

@@ -1,0 +1,132 @@
+"""Serial vs the process pool, through the CLI: byte-identical JSON lines in input
+order, the same annotated files, exit codes and failure lines; threads pinned in
+each worker, read back from its live sessions."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from scale_helpers import failure_lines, tree
+
+pytestmark = pytest.mark.xdist_group("scale-pool")
+
+
+def _counts(out: str) -> str:
+    """The summary line without its timing."""
+    line = [s for s in out.splitlines() if " in " in s and "/s)" in s][-1]
+    return re.sub(r" in [0-9.]+ s \([0-9.]+/s\)", "", line)
+
+
+def _run(run_cli, tmp: Path, name: str, args: list, extra: list) -> dict:
+    out, js = tmp / f"{name}-out", tmp / f"{name}.jsonl"
+    code, stdout, err = run_cli(*args, "--out", out, "--json", js, *extra)
+    return {"code": code, "json": js.read_bytes(), "tree": tree(out), "failed": failure_lines(err),
+            "summary": _counts(stdout), "err": err}
+
+
+DETECT = ["--model", "yolov3-tiny", "--backend", "ort", "--max-frames", "6"]
+FACES = ["--backend", "openvino", "--max-frames", "8"]
+
+
+@pytest.fixture(scope="module")
+def detect_runs(run_cli_module, inputs, tmp_path_factory) -> dict:
+    tmp = tmp_path_factory.mktemp("detect")
+    args = ["detect", inputs["photos"], inputs["clip"], *DETECT]
+    return {"serial": _run(run_cli_module, tmp, "serial", args, []),
+            "pool": _run(run_cli_module, tmp, "pool", args, ["--workers", "2"])}
+
+
+@pytest.fixture(scope="module")
+def faces_runs(run_cli_module, inputs, tmp_path_factory) -> dict:
+    tmp = tmp_path_factory.mktemp("faces")
+    args = ["faces", inputs["group"], inputs["clip"], *FACES]
+    return {"serial": _run(run_cli_module, tmp, "serial", args, []),
+            "pool": _run(run_cli_module, tmp, "pool", args, ["--workers", "2"])}
+
+
+@pytest.fixture(scope="module")
+def run_cli_module():
+    """The CLI in-process (module scope: the runs are shared by several tests)."""
+    import contextlib
+    import io
+
+    from viewfinder.cli import main
+
+    def _run(*args: object) -> tuple[int, str, str]:
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main([str(a) for a in args])
+        return code, out.getvalue(), err.getvalue()
+
+    return _run
+
+
+@pytest.mark.parametrize("field", ["code", "json", "tree", "failed", "summary"])
+def test_detect_pool_gives_the_serial_outputs(detect_runs, field) -> None:
+    serial, pool = detect_runs["serial"], detect_runs["pool"]
+    assert pool[field] == serial[field], pool["err"][-2000:]
+
+
+def test_detect_run_had_a_corrupt_photo_a_video_and_pictures(detect_runs) -> None:
+    serial = detect_runs["serial"]
+    assert serial["code"] == 1  # the truncated photo failed alone, the run went on
+    assert len(serial["failed"]) == 1 and "broken.jpg" in serial["failed"][0]
+    assert "5 images, 6 frames of 1 stream" in serial["summary"]
+    names = sorted(serial["tree"])
+    assert names == sorted([f"{n}" for n in
+                            ("000000000009.jpg", "000000000025.jpg", "000000000030.jpg",
+                             "000000000034.jpg", "000000000036.jpg", "clip.mp4")])
+    lines = serial["json"].decode().splitlines()
+    assert len(lines) == 11 and '"frame":null' in lines[0] and '"frame":5' in lines[-1]
+
+
+@pytest.mark.parametrize("field", ["code", "json", "tree", "failed", "summary"])
+def test_faces_pool_gives_the_serial_outputs(faces_runs, field) -> None:
+    serial, pool = faces_runs["serial"], faces_runs["pool"]
+    assert serial["code"] == 0
+    assert pool[field] == serial[field], pool["err"][-2000:]
+
+
+def test_faces_video_is_tracked_in_one_worker(faces_runs) -> None:
+    lines = faces_runs["pool"]["json"].decode().splitlines()
+    assert len(lines) == 9  # group.jpg, then 8 frames of the clip, in order
+    assert '"track_id"' in lines[-1]
+
+
+def test_workers_threads_are_pinned_and_read_back(inputs) -> None:
+    """Two workers on any host: one thread each in ORT, OpenVINO, OpenCV, numba and BLAS,
+    as the live objects report them."""
+    from viewfinder.media.sources import open_source
+    from viewfinder.scale import run_pool
+    from viewfinder.tasks import TaskSpec
+
+    source = open_source([inputs["group"], inputs["group"]])  # faces in both workers
+    spec = TaskSpec("faces", None, {"backend": "openvino", "landmarks": "2d106det"})
+    report = run_pool(spec, source, workers=2, threads=1, chunk=1)
+    assert report.workers == 2 and report.threads == 1
+    assert len({w["pid"] for w in report.worker_threads}) == 2
+    for w in report.worker_threads:
+        assert w["cv2"] == 1
+        assert w["numba"] in (None, 1)
+        assert all(b["num_threads"] == 1 for b in w["blas"])
+        assert len(w["sessions"]) >= 2  # detector + landmarks
+        for s in w["sessions"]:
+            assert s["backend"] == "openvino"
+            assert s["inference_threads"] and set(s["inference_threads"]) == {1}
+
+
+def test_ort_sessions_report_their_threads(inputs) -> None:
+    from viewfinder.media.sources import open_source
+    from viewfinder.scale import run_pool
+    from viewfinder.tasks import TaskSpec
+
+    source = open_source([inputs["photos"] / "000000000009.jpg",
+                          inputs["photos"] / "000000000025.jpg"])
+    report = run_pool(TaskSpec("detect", "yolov3-tiny", {"backend": "ort"}), source,
+                      workers=2, threads=1, chunk=1)
+    assert report.images == 2
+    for w in report.worker_threads:
+        [s] = w["sessions"]
+        assert (s["backend"], s["intra_op"], s["inter_op"]) == ("ort", 1, 1)
