@@ -59,7 +59,8 @@ def _kernel_passes(opt, prob, reg, C):
     def dcd_pass():
         alpha, u, w = np.zeros(n), np.zeros(d), np.zeros(d)
         kern.dcd_pass(prob.data, prob.ptr, prob.start, chosen, prob.labels, upper, qii, alpha,
-                      u, w, inv_r, lower, perm)
+                      u, w, inv_r, np.zeros(d), lower, perm, np.zeros(n, np.bool_), np.inf,
+                      -np.inf)
 
     return sgd_pass, dcd_pass
 
@@ -168,6 +169,122 @@ def _real_cache(model, voc_root, params):
     return cache
 
 
+def _dcd_pass_before(data, ptr, start, chosen, labels, upper, qii, alpha, u, w, inv_r, lower,
+                     perm):  # pragma: no cover - numba
+    """The DCD kernel before issue 18 (``dot`` inlined; no shrinking, no proximal centre)."""
+    pg_max, pg_min = -np.inf, np.inf
+    for q in range(perm.shape[0]):
+        i = perm[q]
+        e = chosen[i]
+        s, m = start[e], ptr[e + 1] - ptr[e]
+        ws, xs = w[s:s + m], data[ptr[e]:ptr[e + 1]]
+        y = labels[i]
+        acc = 0.0
+        for k in range(m):
+            acc += ws[k] * xs[k]
+        g = y * acc - 1.0
+        a = alpha[i]
+        pg = g
+        if a <= 0.0:
+            pg = min(g, 0.0)
+        elif a >= upper[i]:
+            pg = max(g, 0.0)
+        pg_max = max(pg_max, pg)
+        pg_min = min(pg_min, pg)
+        if pg == 0.0 or qii[i] <= 0.0:
+            continue
+        a_new = min(max(a - g / qii[i], 0.0), upper[i])
+        delta = (a_new - a) * y
+        alpha[i] = a_new
+        us, rs, ls = u[s:s + m], inv_r[s:s + m], lower[s:s + m]
+        for k in range(m):
+            us[k] += delta * xs[k]
+            ws[k] = max(us[k] * rs[k], ls[k])
+    return pg_max - pg_min
+
+
+def dcd_before(prob, reg, C, J=1.0, *, passes=300, rounds=3, tol=1e-4, reg_floor=0.01, w0=None,
+               seed=0):
+    """The DCD solver as it was before issue 18 (commit d734ac7), for comparison.
+
+    Every latent round from alpha = 0, bias floors 1, 0.1, 0.01 of up to ``passes``
+    passes each, a step ending only at projected-gradient spread ``tol``; no shrinking,
+    no warm start, no proximal bias steps, no duality gap.
+    """
+    import numba
+
+    from viewfinder.dpm.train import kernels as kern
+    from viewfinder.dpm.train import optimize as opt
+
+    kernel = numba.njit(fastmath=True)(_dcd_pass_before)
+
+    t0 = time.perf_counter()
+    n, d = prob.num_examples, prob.dim
+    w = opt._init_w(prob, reg, w0)
+    lower = np.maximum(reg.lower, kern.NO_BOUND)
+    upper = np.where(prob.labels > 0, C * J, C).astype(np.float64)
+    floors = [f for f in (1.0, 0.1) if f > reg_floor] + [reg_floor]
+    rng = np.random.default_rng(seed)
+    multi = (np.diff(prob.ex_ptr) > 1).any()
+    total = 0
+    for _ in range(max(rounds, 1)):
+        chosen = opt._choose_entries(prob, w)
+        alpha, u, w = np.zeros(n), np.zeros(d), np.zeros(d)
+        for floor in floors:
+            inv_r = 1.0 / np.maximum(reg.reg_mult, floor)
+            w = np.maximum(u * inv_r, lower)
+            diag = kern.qii(prob.data, prob.ptr, prob.start, chosen, inv_r)
+            for _k in range(passes):
+                spread = kernel(prob.data, prob.ptr, prob.start, chosen, prob.labels, upper,
+                                diag, alpha, u, w, inv_r, lower,
+                                rng.permutation(n).astype(np.int64))
+                total += 1
+                if spread < tol:
+                    break
+        if not multi:
+            break
+    w = opt._polish_free(prob, opt._choose_entries(prob, w), w, reg, upper)
+    return opt.SolveResult(w, opt.objective(prob, w, reg, C, J), passes=total,
+                           seconds=time.perf_counter() - t0)
+
+
+def compare_before_after(prob, reg, C, J, w0=None, label="") -> None:
+    """The solver before issue 18 against the current one on one cache (cold start)."""
+    from viewfinder.dpm.train import optimize as opt
+
+    print(f"\nbefore/after on one cache{label}: {prob.num_examples} examples "
+          f"({int((prob.labels > 0).sum())} pos), {prob.dim} dims, "
+          f"{prob.data.nbytes / 1e6:.0f} MB, C={C}")
+    rows = []
+    for name, solve in (("before: dcd (300 passes, PG tol 1e-4)",
+                         lambda: dcd_before(prob, reg, C, J, w0=w0)),
+                        ("after:  dcd defaults (gap 1e-3)",
+                         lambda: opt.dcd(prob, reg, C, J, w0=w0))):
+        c0 = time.process_time()
+        r = solve()
+        rows.append((name, r.objective.total, r.passes, r.seconds, time.process_time() - c0))
+    for name, f, k, secs, cpu in rows:
+        print(f"  {name:40s} objective {f:.6f}  passes {k:5d}  {secs:7.1f} s wall "
+              f"{cpu:7.1f} s CPU")
+    print(f"  after/before objective {rows[1][1] / rows[0][1]:.6f}, CPU "
+          f"{rows[0][4] / max(rows[1][4], 1e-9):.1f}x less")
+
+
+def load_cache(path):
+    """A problem saved by ``--save-caches`` (or :func:`save_cache`)."""
+    from viewfinder.dpm.train import optimize as opt
+
+    z = np.load(path)
+    prob = opt.Problem(z["data"], z["ptr"], z["start"], z["ex_ptr"], z["labels"], int(z["dim"]))
+    return prob, opt.Regularizer(z["reg_mult"], z["learn_mult"], z["lower"]), z["w0"]
+
+
+def save_cache(path, prob, reg, w0) -> None:
+    np.savez(path, data=prob.data, ptr=prob.ptr, start=prob.start, ex_ptr=prob.ex_ptr,
+             labels=prob.labels, dim=prob.dim, reg_mult=reg.reg_mult, learn_mult=reg.learn_mult,
+             lower=reg.lower, w0=w0)
+
+
 def bench_solvers_on_real_cache(model, voc_root, params) -> None:
     """learn.cc SGD (its own stopping rule) against DCD on one real DPM feature cache."""
     from viewfinder.dpm.train import optimize as opt
@@ -180,22 +297,35 @@ def bench_solvers_on_real_cache(model, voc_root, params) -> None:
     for name, solve in (
             ("sgd, learn.cc ITER=1e6 MIN_ITER=5e5", lambda: opt.sgd(
                 prob, reg, C, J, max_iter=1_000_000, min_iter=500_000)),
-            ("dcd, defaults (300 passes, tol 1e-4)", lambda: opt.dcd(prob, reg, C, J,
-                                                                   passes=300, tol=1e-4)),
-            ("dcd, 50 passes, tol 1e-3", lambda: opt.dcd(prob, reg, C, J, passes=50,
-                                                        tol=1e-3))):
+            ("dcd, defaults (gap 1e-3)", lambda: opt.dcd(prob, reg, C, J)),
+            ("dcd, gap 1e-2", lambda: opt.dcd(prob, reg, C, J, gap_tol=1e-2))):
         r = solve()
         print(f"  {name:38s} objective {r.objective.total:.6f}  passes {r.passes:6d}  "
               f"{r.seconds:6.2f} s")
+    compare_before_after(prob, reg, C, J, model.to_vector(), " (synthetic run)")
 
 
-def bench_full_run(voc: str, cls: str, out: str, overrides: dict) -> None:
+def bench_full_run(voc: str, cls: str, out: str, overrides: dict,
+                   save_caches: str | None = None) -> None:
     """Train on a real VOC set (``--voc``): wall and CPU time per stage, every solve, AP."""
     import logging
 
+    from viewfinder.dpm.train import stages
     from viewfinder.dpm.train.evaluate import evaluate
     from viewfinder.dpm.train.params import TrainParams
     from viewfinder.dpm.train.stages import train
+
+    if save_caches:  # every solve's problem, for --cache
+        Path(save_caches).mkdir(parents=True, exist_ok=True)
+        solve, count = stages._Trainer._solve, [0]
+
+        def saving(self, prob, reg, stage, model=None, alpha0=None):
+            w0 = model.to_vector() if model is not None else np.zeros(prob.dim)
+            save_cache(Path(save_caches) / f"solve{count[0]:02d}_{stage}.npz", prob, reg, w0)
+            count[0] += 1
+            return solve(self, prob, reg, stage, model, alpha0)
+
+        stages._Trainer._solve = saving
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     params = TrainParams().replace(**overrides)
@@ -234,13 +364,23 @@ def main() -> None:
     ap.add_argument("--out", default=None, help="run directory of --voc (a temp dir if unset)")
     ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                     help="a TrainParams override for --voc, e.g. --set C=0.01")
+    ap.add_argument("--save-caches", metavar="DIR", help="with --voc: save every solve's cache")
+    ap.add_argument("--cache", nargs="+", metavar="NPZ",
+                    help="only compare the solvers before/after on saved caches")
+    ap.add_argument("-C", type=float, default=0.001, help="C for --cache")
     args = ap.parse_args()
     print(describe_host(["numpy", "numba", "scipy", "sklearn"]))
+    if args.cache:
+        for path in args.cache:
+            prob, reg, w0 = load_cache(path)
+            compare_before_after(prob, reg, args.C, 1.0, w0, f" {Path(path).name}")
+        return
     if args.voc:
         overrides = {k: type(getattr(_default_params(), k))(v)
                      for k, v in (kv.split("=", 1) for kv in args.set)}
         with tempfile.TemporaryDirectory() as tmp:
-            bench_full_run(args.voc, args.cls, args.out or str(Path(tmp) / "run"), overrides)
+            bench_full_run(args.voc, args.cls, args.out or str(Path(tmp) / "run"), overrides,
+                           args.save_caches)
         return
     bench_pass(args.n, args.d, args.repeat)
     if not args.no_run:

@@ -185,3 +185,28 @@ def test_detections_from_stdin(run_cli, voc: Path, tmp_path: Path,
     got, out, err = run_cli("eval", "voc", "--detections", "-", "--voc", voc / "VOC2007")
     assert got == code, err
     assert (match in err) if match else ("mAP" in out and err == ""), err
+
+
+def test_yolo_detect_to_eval_through_stdout(run_cli, shared: Path, tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """``viewfinder detect LIST --json - | viewfinder eval voc --detections -``: the records
+    detect prints are what eval reads, every image counted, empty ones included."""
+    import io
+
+    voc = shared / "data" / "coco256-voc"
+    ids = (voc / "ImageSets" / "Main" / "test.txt").read_text().split()[:6]
+    listing = tmp_path / "six.txt"
+    listing.write_text("".join(f"{voc / 'JPEGImages' / i}.jpg\n" for i in ids))
+    code, out, err = run_cli("detect", listing, "--score", "0.05", "--json", "-")
+    assert code == 0, err
+    records = [json.loads(line) for line in out.splitlines()]
+    assert [r["image_id"] for r in records] == ids
+    persons = sum(d["label"] == "person" for r in records for d in r["detections"])
+    monkeypatch.setattr("sys.stdin", io.StringIO(out))
+    code, _, err = run_cli("eval", "voc", "--detections", "-", "--voc", voc, "--classes",
+                           "person", "--json", tmp_path / "ap.json")
+    assert code == 0, err
+    assert "detections cover 6 of the 128 images of test" in err
+    result = json.loads((tmp_path / "ap.json").read_text())
+    assert result["images_covered"] == 6 and result["classes"]["person"]["detections"] == persons
+    assert 0 < result["classes"]["person"]["ap"] <= 1

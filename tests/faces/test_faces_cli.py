@@ -81,3 +81,16 @@ def test_bad_input_exits_2_without_output(shared: Path, run_cli, tmp_path: Path,
     # one clear line (click's usage errors add a usage hint above it)
     assert len([ln for ln in stderr.splitlines() if ln.lower().startswith("error")]) == 1
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_camera_url_that_never_answers_is_one_line_and_exit_2(run_cli, tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as server:  # accepts, then says nothing
+        server.bind(("127.0.0.1", 0))
+        server.listen(2)
+        url = f"tcp://127.0.0.1:{server.getsockname()[1]}"
+        code, _, stderr = run_cli("faces", url, "--timeout", "0.5", "--json",
+                                  tmp_path / "r.jsonl", *ORT)
+    assert code == 2 and stderr.strip() == f"error: {url}: no answer within 0.5 s"
+    assert list(tmp_path.iterdir()) == []

@@ -142,3 +142,24 @@ def test_profile_rows_follow_the_call_flow(shared: Path) -> None:
     assert {"decode", "detect infer", "landmark infer", "track + smooth"} <= set(names)
     assert sum(r[2] for r in rows) == pytest.approx(1.0)
     assert all(ms > 0 for _, ms, _ in rows)
+
+
+def test_streams_stepped_together_equal_streams_stepped_alone(shared: Path) -> None:
+    """step_many over two videos (one detector batch, one landmark batch) gives what two
+    pipelines stepping each video alone give: same ids, boxes and points."""
+    from viewfinder.media.video import VideoReader
+
+    videos = [shared / "video" / "one_face_640x480_h264.mp4",
+              shared / "video" / "group_pan_640x480_h264.mp4"]
+    frames = [[f.image for f in VideoReader(v, max_frames=8)] for v in videos]
+    together = FacePipeline(backend="ort", threads=1, every=3)
+    states = [together.new_stream(), together.new_stream()]
+    alone = [FacePipeline(backend="ort", threads=1, every=3) for _ in videos]
+    for k in range(8):
+        both = together.step_many(states, [frames[0][k], frames[1][k]], [k / 25, k / 25])
+        for got, pipe, stream in zip(both, alone, frames, strict=True):
+            want = pipe.step(stream[k], k / 25)
+            assert got.track_ids.tolist() == want.track_ids.tolist(), f"frame {k}"
+            np.testing.assert_allclose(got.boxes, want.boxes, atol=0.05)
+            np.testing.assert_allclose(got.landmarks, want.landmarks, atol=0.05)
+    assert [st.detections for st in states] == [p.detections for p in alone] == [3, 3]

@@ -107,20 +107,6 @@ def test_yolo_zoo_spec_matches_the_yolo_input(images, image_name: str) -> None:
     _yolo_case(spec, images[image_name])
 
 
-@pytest.mark.parametrize(("in_hw", "out_hw"), [
-    ((886, 1280), (287, 416)), ((7, 5), (20, 30)), ((1, 9), (3, 4)), ((6, 1), (2, 1)),
-    ((5, 5), (5, 5)),
-])
-def test_darknet_resize_is_yolos(in_hw: tuple[int, int], out_hw: tuple[int, int]) -> None:
-    from viewfinder.detect.yolo import darknet_resize as yolo_resize
-    from viewfinder.runtime.preprocess import darknet_resize
-
-    image = np.random.default_rng(1).integers(0, 256, (*in_hw, 3), np.uint8)
-    planes = np.ascontiguousarray(image.transpose(2, 0, 1), np.float32) / np.float32(255)
-    np.testing.assert_array_equal(darknet_resize(planes, out_hw[1], out_hw[0]),
-                                  yolo_resize(image, out_hw[1], out_hw[0]))
-
-
 def test_yolov3_shares_the_tiny_spec() -> None:
     assert zoo.get_model("yolov3").input == zoo.get_model("yolov3-tiny").input
 

@@ -21,6 +21,7 @@ ARGS = ["--model", "yolov3-tiny", "--backend", "ort", "--max-frames", "4"]
 def local_ray():
     """One local Ray for the module (the engine does not shut down a Ray it did not start);
     its workers find ``scale_helpers`` (this folder) on PYTHONPATH."""
+    import logging
     import os
 
     import ray
@@ -29,7 +30,8 @@ def local_ray():
     here = str(Path(__file__).parent)
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (here, old) if p)
     try:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+                 logging_level=logging.WARNING)
         yield ray
         ray.shutdown()
     finally:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from viewfinder.cli._run import (
+from viewfinder.cli._shared import (
     open_checked,
     output_options,
     run_task,

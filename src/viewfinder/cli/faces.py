@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from viewfinder.cli._run import (
+from viewfinder.cli._shared import (
     open_checked,
     output_options,
     run_task,

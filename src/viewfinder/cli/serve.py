@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from viewfinder.cli._run import runtime_options
+from viewfinder.cli._shared import runtime_options
 
 TASK_NAMES = ("faces", "detect", "dpm")
 

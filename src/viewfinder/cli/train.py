@@ -25,7 +25,7 @@ def cli() -> None:
 @click.option("--warmup", type=click.IntRange(min=0), default=100, show_default=True,
               help="Steps of linear learning-rate warm-up.")
 @click.option("--size", type=int, help="Input size (multiple of 32; default: the cfg's).")
-@click.option("--amp", type=click.Choice(["fp32", "fp16", "bf16"]), default="fp32",
+@click.option("--amp", type=click.Choice(["f32", "fp16", "bf16", "fp32"]), default="f32",
               show_default=True, help="torch.autocast precision of the forward pass.")
 @click.option("--loss-scale", help="none, static:<scale> (e.g. static:1024) or dynamic.")
 @click.option("--init-scale", type=float, default=65536.0, show_default=True)

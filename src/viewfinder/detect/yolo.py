@@ -37,6 +37,8 @@ from viewfinder.errors import (
 from viewfinder.media.transforms import AffineTransform
 from viewfinder.ops.boxes import batched_nms, clip_boxes
 from viewfinder.runtime.base import Session
+from viewfinder.runtime.preprocess import darknet_fit
+from viewfinder.runtime.preprocess import darknet_resize as _planar_resize
 from viewfinder.runtime.session import load_session
 from viewfinder.structures import Detections
 
@@ -144,69 +146,19 @@ def postprocess(boxes: np.ndarray, scores: np.ndarray, conf: float, iou: float,
     return b[keep].astype(np.float32), s[keep].astype(np.float32), c[keep].astype(np.int64)
 
 
-def darknet_fit(in_w: int, in_h: int, net_w: int, net_h: int) -> tuple[int, int]:
-    """``(new_w, new_h)`` of the resized image inside the letterbox, as Darknet rounds it.
-
-    ``letterbox_image`` and ``correct_yolo_boxes`` compare the two scales in float32,
-    fit the longer side exactly and truncate the other (``new_h = in_h * net_w / in_w``
-    in integer arithmetic), where :func:`viewfinder.media.transforms.letterbox` rounds.
-    """
-    if np.float32(net_w) / np.float32(in_w) < np.float32(net_h) / np.float32(in_h):
-        return net_w, max(1, in_h * net_w // in_w)
-    return max(1, in_w * net_h // in_h), net_h
-
-
-def _axis_taps(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
-    """Source index and weight of each output position (Darknet's ``resize_image``).
-
-    Darknet maps corner to corner: ``s = i * (float)(n_in - 1) / (n_out - 1)`` in
-    float32, ``ix = (int)s``, ``dx = s - ix``; the last output takes the last input.
-    """
-    if n_out == 1 or n_in == 1:
-        return np.full(n_out, n_in - 1, np.int64), np.zeros(n_out, np.float32)
-    s = np.arange(n_out, dtype=np.float32) * (np.float32(n_in - 1) / np.float32(n_out - 1))
-    ix = np.minimum(s.astype(np.int64), n_in - 1)
-    return ix, s - ix.astype(np.float32)
-
-
 def darknet_resize(image: np.ndarray, w: int, h: int) -> np.ndarray:
     """Darknet's ``resize_image`` of an ``(H, W, C)`` image; returns planar ``(C, h, w)``
     float32 (Darknet's layout, channels in the input's order).
 
     ``uint8`` pixels are read as ``v / 255`` first (Darknet's ``load_image``); float
-    input is used as is. Bilinear with corners aligned, in two float32 passes: across,
-    then down, where the last output row takes only ``(1 - dy)`` of its top source row
-    (Darknet skips the second tap there). Reproduced operation for operation, so the
-    result is bit-identical to Darknet's; only the input rows the second pass reads
-    go through the first.
+    input is used as is. The resize itself is
+    :func:`viewfinder.runtime.preprocess.darknet_resize` (the model spec's), so the
+    detector and its zoo spec cannot drift apart.
     """
-    in_h, in_w = image.shape[:2]
-    ix, dx = _axis_taps(in_w, w)
-    iy, dy = _axis_taps(in_h, h)
-    down = h > 1 and in_h > 1
-    rows = np.unique(np.concatenate([iy, iy[:-1] + 1])) if down else np.unique(iy)
-    src = np.ascontiguousarray(image.take(rows, axis=0).transpose(2, 0, 1))
-
-    def unit(a: np.ndarray) -> np.ndarray:
-        a = a.astype(np.float32)
-        if image.dtype == np.uint8:  # float32 v / 255 equals (float)(v / 255.) for all v
-            a /= np.float32(255)
-        return a
-
-    part = unit(src.take(ix, axis=2))
-    if w > 1 and in_w > 1:
-        part *= np.float32(1) - dx
-        right = unit(src.take(np.minimum(ix + 1, in_w - 1), axis=2))
-        right *= dx
-        part += right
-        part[:, :, -1] = unit(src[:, :, -1])
-    out = part.take(np.searchsorted(rows, iy), axis=1)
-    if down:
-        out *= (np.float32(1) - dy)[:, None]
-        below = part.take(np.searchsorted(rows, iy[:-1] + 1), axis=1)
-        below *= dy[:-1, None]
-        out[:, :-1] += below
-    return out
+    planes = np.ascontiguousarray(image.transpose(2, 0, 1), np.float32)
+    if image.dtype == np.uint8:  # float32 v / 255 equals (float)(v / 255.) for all v
+        planes /= np.float32(255)
+    return _planar_resize(planes, w, h)
 
 
 def preprocess(image: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, AffineTransform]:

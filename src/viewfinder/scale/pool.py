@@ -66,7 +66,7 @@ class _NoEmit:
         return self.work(state, unit)
 
 
-def _portable(exc: BaseException) -> BaseException:
+def portable(exc: BaseException) -> BaseException:
     """``exc`` if it survives pickling, else a :class:`WorkerError` with its text."""
     try:
         return pickle.loads(pickle.dumps(exc))
@@ -84,7 +84,7 @@ def _worker_main(conn: Any, setup: Callable[[], Any] | None,
         conn.send(("ready", thread_report(state)))
     except BaseException as exc:  # handed to the parent, raised there
         log.debug("worker setup failed:\n%s", traceback.format_exc())
-        conn.send(("failed", _portable(exc)))
+        conn.send(("failed", portable(exc)))
         return
     first = True
     while True:
@@ -99,7 +99,7 @@ def _worker_main(conn: Any, setup: Callable[[], Any] | None,
             result = work(state, unit, lambda payload, i=index: conn.send(("part", i, payload)))
         except BaseException as exc:
             log.debug("worker unit %d failed:\n%s", index, traceback.format_exc())
-            conn.send(("error", index, _portable(exc)))
+            conn.send(("error", index, portable(exc)))
             return
         if first:  # sessions compile lazily: read the threads back once they have run
             conn.send(("threads", thread_report(state)))

@@ -39,7 +39,7 @@ import numpy as np
 from viewfinder.errors import ConfigError, InputFileError
 from viewfinder.scale import ray_compat
 from viewfinder.scale.merge import Merger, ScaleReport
-from viewfinder.scale.pool import BuildSpec
+from viewfinder.scale.pool import BuildSpec, portable
 from viewfinder.scale.threads import pin_threads, thread_report
 from viewfinder.scale.units import Unit, lost_failures, plan_units, run_unit
 from viewfinder.sinks import JsonLinesSink, make_record
@@ -81,17 +81,42 @@ class UnitActor:
         for index, blob in zip(batch["index"], batch["unit"], strict=True):
             unit: Unit = pickle.loads(blob)
             records: list[Any] = []
-            done = run_unit(self.task, unit, records.extend)
+            try:
+                done = run_unit(self.task, unit, records.extend)
+            except Exception as exc:  # a bug, not a lost actor: the driver raises it
+                indexes.append(int(index))
+                payloads.append(pickle.dumps(portable(exc)))
+                continue
+            counts = None
             if self.shards is not None:
                 _write_shard(Path(self.shards), int(index), records, self.fmt)
-                records = []
+                counts, records = _counts(records), []
             if self.threads is None:  # once its sessions have run (they compile lazily)
                 self.threads = {**thread_report(self.task), "build_s": self.build_s}
             indexes.append(int(index))
-            payloads.append(pickle.dumps((records, done, self.threads)))
+            payloads.append(pickle.dumps((records, counts, done, self.threads)))
         out = np.empty(len(payloads), dtype=object)
         out[:] = payloads
         return {"index": np.asarray(indexes, dtype=np.int64), "payload": out}
+
+
+def _counts(records: list[Any]) -> dict[str, Any]:
+    """What the report counts of records that stay in a shard."""
+    streams: dict[str, int] = {}
+    for origin, _ in records:
+        if origin.stream is not None:
+            streams[origin.stream] = streams.get(origin.stream, 0) + 1
+    return {"images": sum(o.stream is None for o, _ in records),
+            "frames": sum(streams.values()), "streams": streams,
+            "detections": sum(len(r) for _, r in records)}
+
+
+def _add(report: ScaleReport, counts: dict[str, Any]) -> None:
+    report.images += counts["images"]
+    report.frames += counts["frames"]
+    report.detections += counts["detections"]
+    for stream, n in counts["streams"].items():
+        report.streams[stream] = report.streams.get(stream, 0) + n
 
 
 def _write_shard(folder: Path, index: int, records: list[Any], fmt: str) -> None:
@@ -235,7 +260,12 @@ def _execute(units: list[Unit], spec: Any, report: ScaleReport, merger: Merger,
     pids: set[int] = set()
     for row in mapped.iter_rows():
         index = int(row["index"])
-        records, done, threads = pickle.loads(row["payload"])
+        payload = pickle.loads(row["payload"])
+        if isinstance(payload, BaseException):
+            raise payload
+        records, counts, done, threads = payload
+        if counts is not None:
+            _add(report, counts)
         if threads["pid"] not in pids:
             pids.add(threads["pid"])
             report.worker_threads.append(threads)

@@ -125,9 +125,17 @@ def _provider(session: Any) -> str | None:
 
 def warm_up(task: Any, fn: BatchFunction) -> None:
     """Run the task once on a synthetic picture (the first calls compile and allocate),
-    and the face landmark net on one fake face, so that the first request is not slow."""
+    and make the face landmark net ready for every batch size a request mix can give
+    (1 to ``max_chunk`` faces: OpenVINO compiles each shape; ONNX Runtime needs nothing),
+    so that no request pays a compile."""
     image = np.full((480, 640, 3), 127, np.uint8)
     image[120:360, 220:420] = 200
     fn([image], [{}])
-    if task.name == "faces" and task.pipeline.landmarker is not None:
-        task.pipeline.landmarker(image, np.array([[220, 120, 420, 360]], np.float32))
+    lm = task.pipeline.landmarker if task.name == "faces" else None
+    if lm is None:
+        return
+    lm(image, np.array([[220, 120, 420, 360]], np.float32))
+    if lm.batched:
+        info = lm.session.inputs[0]
+        for n in range(1, lm.max_chunk + 1):
+            lm.session.reshape({info.name: (n, *info.shape[1:])})

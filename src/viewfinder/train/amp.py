@@ -56,25 +56,27 @@ class AmpPolicy:
     """``torch.autocast`` settings for the forward pass.
 
     Attributes:
-        precision: ``"fp32"`` (no autocast), ``"fp16"`` or ``"bf16"``.
+        precision: ``"f32"`` (no autocast; ``"fp32"`` is accepted), ``"fp16"`` or ``"bf16"``.
         device_type: ``"cpu"``, ``"cuda"``, ``"npu"``...
     """
 
-    precision: str = "fp32"
+    precision: str = "f32"
     device_type: str = "cpu"
 
     def __post_init__(self) -> None:
-        if self.precision not in ("fp32", *_DTYPES):
-            raise ConfigError(f"amp {self.precision!r}: expected fp32, fp16 or bf16")
+        if self.precision == "fp32":  # the other spelling of the one vocabulary's f32
+            object.__setattr__(self, "precision", "f32")
+        if self.precision not in ("f32", *_DTYPES):
+            raise ConfigError(f"amp {self.precision!r}: expected f32, fp16 or bf16")
 
     @property
     def enabled(self) -> bool:
         """True when the forward pass runs under autocast."""
-        return self.precision != "fp32"
+        return self.precision != "f32"
 
     @property
     def needs_scaling(self) -> bool:
-        """fp16's narrow range needs a loss scale; bf16 and fp32 do not."""
+        """fp16's narrow range needs a loss scale; bf16 and f32 do not."""
         return self.precision == "fp16"
 
     def autocast(self) -> contextlib.AbstractContextManager:

@@ -51,7 +51,7 @@ class YoloTrainConfig:
     batch_size: int = 8
     lr: float = 1e-3
     size: int | None = None
-    amp: str = "fp32"
+    amp: str = "f32"
     loss_scale: str | None = None
     init_scale: float = 65536.0
     growth: float = 2.0
