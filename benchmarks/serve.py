@@ -265,6 +265,7 @@ def rss_phase(total: int) -> None:
             done += n
             samples.append(server.rss_mb())
         growth = (samples[-1] - start) / start
+        print("RSS MB every 1000 requests: " + " ".join(f"{v:.0f}" for v in samples))
         print(f"RSS over {done} requests (UltraFace + 106 landmarks, one face): "
               f"{start:.1f} MB after {warm} -> {samples[-1]:.1f} MB "
               f"(growth {growth:+.1%}; max {max(samples):.1f} MB) in "
@@ -311,6 +312,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=8.0, help="seconds per load phase")
     ap.add_argument("--rss-requests", type=int, default=10_000)
     ap.add_argument("--sweep", action="store_true", help="only the batching sweep")
+    ap.add_argument("--rss-only", action="store_true", help="only the RSS figure")
     args = ap.parse_args()
     print(describe_host(["numpy", "onnxruntime", "openvino", "fastapi", "uvicorn", "httpx"]))
     print(f"load avg at start: {os.getloadavg()[0]:.1f}")
@@ -319,6 +321,9 @@ def main() -> None:
     task_args = ["--task", "faces"]
     if args.sweep:
         sweep(task_args, paths, reqs, args.seconds)
+        return
+    if args.rss_only:
+        rss_phase(args.rss_requests)
         return
     from viewfinder.tasks import build_task
 

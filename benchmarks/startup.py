@@ -20,9 +20,11 @@ decision, the OpenVINO model cache, numba's cache and, without the flag, ``.pyc`
 ``--tree LABEL=SRC`` adds another source tree (e.g. ``git archive HEAD | tar -x -C
 /tmp/old`` for a before/after) to the same loop, through ``PYTHONPATH``.
 
-Last, later calls in one process (``--stalls``, on by default): a face pipeline on an
-empty cache runs photos of 6, 3 and 2 faces in turn; no call after the first of each
-may take much longer than that photo's median (a compile on the request path would).
+Last, later calls in one process (``--no-stalls`` skips, ``--stalls-only`` runs just
+that): a face pipeline on an empty cache (``backend`` auto, then openvino, whose
+compiles are the point) runs the group photo and its two halves in turn; no call after
+the first of each may take much longer than that photo's median (a compile on the
+request path would).
 """
 
 from __future__ import annotations
@@ -153,7 +155,7 @@ def report(times: dict[Key, list[tuple[float, float]]]) -> list[dict]:
     return rows
 
 
-def stalls(cache: Path) -> None:
+def stalls(cache: Path, tree: str, src: Path | None, backend: str) -> None:
     """Later calls of one face pipeline (empty cache): slowest vs median per photo."""
     code = r"""
 import json, sys, time
@@ -161,8 +163,8 @@ import cv2
 from viewfinder.faces import FacePipeline
 img = cv2.imread(sys.argv[1])
 h, w = img.shape[:2]
-photos = {"6 faces": img, "3 faces": img[:, : w // 2].copy(), "2 faces": img[:, w // 2:].copy()}
-pipe = FacePipeline()
+photos = {"group": img, "left half": img[:, : w // 2].copy(), "right half": img[:, w // 2:].copy()}
+pipe = FacePipeline(backend=sys.argv[2])
 times = {k: [] for k in photos}
 counts = {}
 for _ in range(8):
@@ -172,16 +174,17 @@ for _ in range(8):
         times[name].append(time.perf_counter() - t0)
 print(json.dumps({"times": times, "counts": counts, "models": pipe.describe()}))
 """
-    env = environment(cache, None, True)
+    env = environment(cache, src, True)
     shutil.rmtree(cache, ignore_errors=True)
-    proc = subprocess.run([sys.executable, "-c", code, str(FACES_IMAGE)], env=env,
+    proc = subprocess.run([sys.executable, "-c", code, str(FACES_IMAGE), backend], env=env,
                           capture_output=True, text=True, check=True)
     data = json.loads(proc.stdout.strip().splitlines()[-1])
-    print("\nlater calls of one FacePipeline (empty cache; ms; first call excluded):")
+    print(f"\nlater calls of one FacePipeline(backend={backend!r}), tree {tree} (empty cache; "
+          "ms; first call excluded):")
     for name, series in data["times"].items():
         later = [t * 1e3 for t in series[1:]]
         median = statistics.median(later)
-        print(f"  {name} ({data['counts'][name]} found): first {series[0] * 1e3:7.1f}  "
+        print(f"  {name} ({data['counts'][name]} faces): first {series[0] * 1e3:7.1f}  "
               f"median {median:6.1f}  slowest {max(later):6.1f} "
               f"({max(later) / median:.1f}x median)  calls: "
               + " ".join(f"{t:.0f}" for t in later))
@@ -196,6 +199,7 @@ def main() -> None:
                         help="Another source tree to run side by side (via PYTHONPATH).")
     parser.add_argument("--cold", action="store_true", help="Also one run on empty caches.")
     parser.add_argument("--no-stalls", action="store_true", help="Skip the later-call check.")
+    parser.add_argument("--stalls-only", action="store_true", help="Only the later-call check.")
     parser.add_argument("--json", type=Path, help="Also write the medians here.")
     args = parser.parse_args()
     print(describe_host(PACKAGES))
@@ -207,15 +211,18 @@ def main() -> None:
         trees[label] = Path(src).resolve()
     with tempfile.TemporaryDirectory(prefix="vf-startup-") as tmp:
         root = Path(tmp)
-        rows = report(measure(trees, args.rounds, root))
-        if args.cold:
+        if not args.stalls_only:
+            rows = report(measure(trees, args.rounds, root))
+            if args.json:
+                args.json.write_text(json.dumps(rows, indent=1))
+        if args.cold and not args.stalls_only:
             print("\none run on an empty cache (PYTHONDONTWRITEBYTECODE=1): wall s, CPU s")
             for (tree, name), (wall, cpu) in cold(trees, root).items():
                 print(f"  {tree:8s} {name:9s} {wall:7.3f} {cpu:7.3f}")
         if not args.no_stalls:
-            stalls(root / "stalls")
-    if args.json:
-        args.json.write_text(json.dumps(rows, indent=1))
+            for tree, src in trees.items():
+                for backend in ("auto", "openvino"):  # OpenVINO: the compiles
+                    stalls(root / f"stalls-{tree}-{backend}", tree, src, backend)
 
 
 if __name__ == "__main__":

@@ -55,6 +55,17 @@ def test_malformed(xml: bytes, message: str) -> None:
         parse_annotation(xml, "x.xml")
 
 
+def test_external_entity_with_a_multiline_system_id_gives_one_line() -> None:
+    """Found by the voc_xml target (atheris): the system id ran over many lines into the
+    message, which must be one line."""
+    xml = ('<!DOCTYPE annotation [<!ENTITY % p SYSTEM "http://127.0.0.<annotation>\n\t<folder>'
+           + "x" * 200 + '</folder>">]>' + _BODY.format(w="1"))
+    with pytest.raises(UnsafeXMLError, match=r"external entity 'p' \(http://127\.0\.0\.<annotation>"
+                                             r" <folder>x+\.\.\.\)") as info:
+        parse_annotation(xml.encode(), "x.xml")
+    assert "\n" not in str(info.value) and len(str(info.value)) < 250
+
+
 def test_character_references_and_plain_doctype_still_parse() -> None:
     ann = parse_annotation(b'<!DOCTYPE annotation><annotation><filename>a&amp;b&#x41;.jpg'
                            b'</filename><size><width>3</width><height>2</height></size>'

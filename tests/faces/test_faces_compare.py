@@ -69,7 +69,7 @@ def test_landmark_deltas_in_image_pixels(face_models: Path, shared: Path, scrfd,
 def test_detector_deltas_same_run_are_zero(face_models: Path, shared: Path) -> None:
     a = load_session(face_models / "scrfd_500m_bnkps.onnx", backend="ort", threads=1)
     deltas = task_deltas(a, a, [shared / "images" / "group_t1.jpg"])
-    assert [d.what for d in deltas] == ["boxes", "kps"]
+    assert [d.what for d in deltas] == ["boxes", "keypoints"]
     assert all(d.faces == (6, 6) and d.matched == 6 and d.max_px == 0.0 for d in deltas)
 
 
@@ -80,7 +80,7 @@ def test_landmarks_need_a_detector(face_models: Path, shared: Path) -> None:
 
 
 def test_bench_compare_prints_task_deltas(run_cli, shared: Path) -> None:
-    code, out, err = run_cli("bench", "--model", "2d106det", "--compare", "ort:f32",
+    code, out, err = run_cli("bench", "--model", "2d106det", "--backend", "ort", "--compare", "ort:f32",
                              "--loop", "2", "--warmup", "0", "--task-image",
                              str(shared / "images" / "group_t1.jpg"))
     assert code == 0, err

@@ -69,6 +69,9 @@ class Target:
         ops: Structure-aware mutations (``op(chooser, data) -> data``).
         modules: viewfinder modules atheris instruments for coverage.
         input_seconds: Time limit for one input (a longer one is a hang).
+        isolate: Run each input in a forked child, for parsers that can crash the
+            process natively (a known crash must not end the run); atheris sees no
+            coverage from the child.
     """
 
     name: str
@@ -77,6 +80,7 @@ class Target:
     ops: list[Op] = field(default_factory=list)
     modules: tuple[str, ...] = ()
     input_seconds: float = 10.0
+    isolate: bool = False
 
 
 def check_one(target: Target, data: bytes, workdir: Path) -> str:

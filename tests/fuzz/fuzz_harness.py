@@ -15,6 +15,7 @@ counted, not reported.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import faulthandler
 import hashlib
 import json
@@ -22,6 +23,7 @@ import os
 import random
 import resource
 import shutil
+import signal
 import sys
 import tempfile
 import threading
@@ -72,6 +74,7 @@ class Harness:
         self._last_stats = 0.0
         self.extra: dict[str, object] = {}
         self.save_current = False
+        self.child: int | None = None
 
     # ------------------------------------------------------------------ one input
     def run_one(self, data: bytes) -> str | None:
@@ -81,6 +84,8 @@ class Harness:
         if self.save_current:  # a native crash kills the process: keep the input first
             (self.out / "current.bin").write_bytes(data)
         self.current = (time.monotonic(), data)
+        if self.target.isolate:
+            return self._run_forked(data)
         try:
             outcome = check_one(self.target, data, self.workdir)
         except Exception as exc:  # the property failed: record and report
@@ -94,11 +99,44 @@ class Harness:
         self._maybe_stats()
         return None
 
-    def _record(self, sig: str, data: bytes, exc: BaseException) -> str | None:
+    def _run_forked(self, data: bytes) -> str | None:
+        """One input in a child process: a native crash there is a signature, not the end."""
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: run, report one JSON line, leave without cleanup
+            os.close(r)
+            try:
+                reply = ["ok", check_one(self.target, data, self.workdir)]
+            except Exception as exc:  # noqa: BLE001 - reported to the parent
+                reply = ["crash", signature(exc), "".join(
+                    traceback.format_exception(type(exc), exc, exc.__traceback__))]
+            os.write(w, json.dumps(reply).encode())
+            os._exit(0)
+        os.close(w)
+        self.child = pid
+        with os.fdopen(r, "rb") as fh:
+            raw = fh.read()
+        _, status = os.waitpid(pid, 0)
+        self.child, self.current = None, None
+        self.count += 1
+        if os.WIFSIGNALED(status):
+            name = signal.Signals(os.WTERMSIG(status)).name
+            return self._record(f"{name} @ {self.target.name}", data,
+                                None, f"child killed by {name} (native crash)")
+        kind, *rest = json.loads(raw or b'["crash", "no reply @ child", ""]')
+        if kind == "ok":
+            self.outcomes[rest[0]] = self.outcomes.get(rest[0], 0) + 1
+            self._maybe_stats()
+            return None
+        return self._record(rest[0], data, None, rest[1])
+
+    def _record(self, sig: str, data: bytes, exc: BaseException | None,
+                text: str = "") -> str | None:
         if sig in KNOWN.get(self.target.name, ()):
             self.known[sig] = self.known.get(sig, 0) + 1
             return None
-        text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        if exc is not None:
+            text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
         old = self.crashes.get(sig)
         if old is None or len(data) < len(old[0]):
             self.crashes[sig] = (data, f"{sig}\n\n{text}")
@@ -127,6 +165,8 @@ class Harness:
                 self._die("memory", cur[1], f"RSS grew {grown} MiB, budget {self.memory_mb}")
 
     def _die(self, kind: str, data: bytes, why: str) -> None:
+        if self.child:
+            os.kill(self.child, signal.SIGKILL)
         sig = f"{kind} @ {self.target.name}"
         self.crashes[sig] = (data, f"{sig}\n\n{why}")
         self.write_stats()
@@ -252,6 +292,9 @@ def main(argv: list[str] | None = None) -> int:
         h.write_stats()
         return 0
     h.save_current = args.engine == "hypothesis"  # libFuzzer keeps its own crash inputs
+    if target.isolate:  # import and JIT-compile once here, not again in every child
+        with contextlib.suppress(Exception):  # the forked seed run below reports it
+            check_one(target, seeds[0], h.workdir)
     for s in seeds:  # the seeds are valid files: each must pass (and warms the decoders up)
         h.run_one(s)
     h.start_limits()

@@ -317,6 +317,7 @@ DPM_MAT = Target(
     ops=[_mat_struct_op] * 6 + GENERIC,
     modules=("viewfinder.dpm.model",),
     input_seconds=20.0,
+    isolate=True,  # scipy.io.loadmat can segfault (test_fuzz_regressions)
 )
 
 

@@ -30,7 +30,8 @@ KNOWN: dict[str, set[str]] = {
     "convert_toml": {"OverflowError @ viewfinder/runtime/convert/config.py",
                      "ZeroDivisionError @ viewfinder/runtime/convert/config.py",
                      "PropertyViolation @ mean/std not finite"},
-    "dpm_mat": {"TypeError @ viewfinder/dpm/model.py", "ValueError @ viewfinder/dpm/model.py"},
+    "dpm_mat": {"TypeError @ viewfinder/dpm/model.py", "ValueError @ viewfinder/dpm/model.py",
+                "SIGSEGV @ dpm_mat"},
 }
 
 

@@ -11,7 +11,7 @@ PHOTOS = ("000000000009.jpg", "000000000025.jpg", "000000000030.jpg", "000000000
           "000000000036.jpg")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def inputs(shared: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """``photos/`` (5 real photos and ``broken.jpg``, a truncated JPEG), ``group.jpg``
     (faces) and ``clip.mp4`` (a face video; runs use ``--max-frames``)."""

@@ -30,7 +30,7 @@ DETECT = ["--model", "yolov3-tiny", "--backend", "ort", "--max-frames", "6"]
 FACES = ["--backend", "openvino", "--max-frames", "8"]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def detect_runs(run_cli_module, inputs, tmp_path_factory) -> dict:
     tmp = tmp_path_factory.mktemp("detect")
     args = ["detect", inputs["photos"], inputs["clip"], *DETECT]
@@ -38,7 +38,7 @@ def detect_runs(run_cli_module, inputs, tmp_path_factory) -> dict:
             "pool": _run(run_cli_module, tmp, "pool", args, ["--workers", "2"])}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def faces_runs(run_cli_module, inputs, tmp_path_factory) -> dict:
     tmp = tmp_path_factory.mktemp("faces")
     args = ["faces", inputs["group"], inputs["clip"], *FACES]
@@ -46,9 +46,10 @@ def faces_runs(run_cli_module, inputs, tmp_path_factory) -> dict:
             "pool": _run(run_cli_module, tmp, "pool", args, ["--workers", "2"])}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def run_cli_module():
-    """The CLI in-process (module scope: the runs are shared by several tests)."""
+    """The CLI in-process (session scope: each run is shared by several tests, and is not
+    made again when xdist interleaves other modules' tests)."""
     import contextlib
     import io
 

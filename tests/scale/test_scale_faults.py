@@ -51,7 +51,7 @@ def test_map_units_serial_when_one_worker(tmp_path) -> None:
     assert list(map_units(kill_on, units, workers=1)) == ["xx"]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def fault_inputs(inputs, tmp_path_factory) -> Path:
     """photos/ plus ``victim.jpg`` (the image a killer task dies on), sorted in the middle."""
     folder = tmp_path_factory.mktemp("fault-photos")
@@ -61,7 +61,7 @@ def fault_inputs(inputs, tmp_path_factory) -> Path:
     return folder
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def serial_run(fault_inputs, tmp_path_factory) -> dict:
     from viewfinder.media.sources import open_source
     from viewfinder.runner import run

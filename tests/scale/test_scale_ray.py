@@ -17,9 +17,9 @@ pytestmark = [pytest.mark.xdist_group("scale-ray"), pytest.mark.slow]
 ARGS = ["--model", "yolov3-tiny", "--backend", "ort", "--max-frames", "4"]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def local_ray():
-    """One local Ray for the module (the engine does not shut down a Ray it did not start);
+    """One local Ray for the session (the engine does not shut down a Ray it did not start);
     its workers find ``scale_helpers`` (this folder) on PYTHONPATH."""
     import logging
     import os
@@ -41,7 +41,7 @@ def local_ray():
             os.environ["PYTHONPATH"] = old
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def ray_inputs(inputs, tmp_path_factory) -> Path:
     """Three photos (one truncated) and the victim image, as one folder."""
     folder = tmp_path_factory.mktemp("ray-photos")
@@ -51,7 +51,7 @@ def ray_inputs(inputs, tmp_path_factory) -> Path:
     return folder
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def serial(ray_inputs, inputs, tmp_path_factory) -> dict:
     from viewfinder.media.sources import open_source
     from viewfinder.runner import run

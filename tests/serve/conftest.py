@@ -89,5 +89,6 @@ def start_server(tmp_path_factory: pytest.TempPathFactory, shared: Path):
 
 @pytest.fixture(scope="session")
 def faces_server(start_server) -> Server:
-    """faces (SCRFD-500M + 106 landmarks, backends by measurement) with the default batching."""
-    return start_server("--task", "faces", "--max-body-mb", "4")
+    """faces (SCRFD-500M + 106 landmarks on ONNX Runtime: no backend trials, no OpenVINO
+    compiles at start) with the default batching."""
+    return start_server("--task", "faces", "--backend", "ort", "--max-body-mb", "4")

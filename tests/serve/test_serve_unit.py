@@ -42,6 +42,8 @@ class FakeDetect:
     def image(self, image: np.ndarray) -> Detections:
         if image.shape[0] == 7:
             raise ShapeError("image: 7 rows are refused by this fake")
+        if image.shape[0] == 9:
+            raise RuntimeError("a bug\nwith a second line")
         mean = float(image.mean())
         self.seen.append(self.detector.conf)
         h, w = image.shape[:2]
@@ -206,7 +208,7 @@ BAD_REQUESTS = [
     ("not an image", "/v1/detect", {"content": b"hello"}, 400, "not an image"),
     ("truncated PNG", "/v1/detect", {"content": png(10)[:40]}, 400, "image:"),
     ("60000x60000 header", "/v1/detect", {"content": huge_jpeg()}, 413,
-     "60000x60000 = 3600000000 pixels is over the limit"),
+     "60000x60000 = 3600000000 pixels"),
     ("over the pixel cap", "/v1/detect", {"content": png(10, 50, 50)}, 413, "2500 pixels"),
     ("body over the cap", "/v1/detect", {"content": b"\xff\xd8" + bytes(5000)}, 413,
      "request body of 5002 bytes is over the limit of 4096"),
@@ -229,6 +231,8 @@ BAD_REQUESTS = [
     ("more images than the queue", "/v1/detect",
      {"files": [("image", png(1, 4, 4))] * 17}, 413, "17 images in one request; at most 16"),
     ("refused by the task", "/v1/detect", {"content": png(1, 7, 4)}, 400, "7 rows"),
+    ("a bug in the task", "/v1/detect", {"content": png(1, 9, 4)}, 500,
+     "internal error (RuntimeError); see the server log"),
 ]
 
 
@@ -300,3 +304,27 @@ def test_past_the_queue_answers_503_without_waiting() -> None:
             assert r.headers["retry-after"] == "1" and "queue full" in r.json()["error"]
     text = service.metrics.render()
     assert 'reason="queue_full"' in text
+
+
+# ---------------------------------------------------------------------- the command
+@pytest.mark.parametrize(("args", "message"), [
+    (["--task", "faces", "--task", "detect", "--model", "yolov3-tiny"], "TASK=MODEL"),
+    (["--task", "faces", "--model", "dpm=VOC2007_person"], "task 'dpm' is not served"),
+    (["--task", "cats"], "'cats' is not one of"),
+    (["--max-batch", "0"], "--max-batch"),
+])
+def test_serve_command_refuses_bad_arguments(run_cli, args, message) -> None:
+    code, _, err = run_cli("serve", *args)
+    assert code == 2 and message in err
+
+
+def test_help_does_not_import_the_web_stack() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys; from viewfinder.cli import main; main(['--help']); "
+            "print(sorted(m for m in ('fastapi', 'uvicorn', 'httpx', 'starlette') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60).stdout
+    assert "serve" in out and out.strip().endswith("[]")

@@ -87,11 +87,12 @@ def scale_options(f: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _scale_settings(threads: int = 0) -> Any:
-    """The current command's scale options (None when it has none)."""
+    """The current command's scale options (None when it has none or all are defaults)."""
     ctx = click.get_current_context(silent=True)
     meta = ctx.meta.get("viewfinder.scale") if ctx is not None else None
-    if not meta:
-        return None
+    if not meta or (meta.get("workers", 0) <= 1 and meta.get("engine", "pool") == "pool"
+                    and not meta.get("address") and meta.get("fmt", "jsonl") == "jsonl"):
+        return None  # serial, as without the options (the engines are not even loaded)
     from viewfinder.scale import ScaleOptions
 
     return ScaleOptions(meta.get("workers") or 0, meta.get("engine") or "pool",
@@ -108,7 +109,7 @@ def open_checked(sources: tuple[str, ...], out: str | None, json_path: str | Non
     source = open_source(list(sources), recursive=recursive, max_frames=max_frames,
                          timeout=timeout, live=live, reconnect=reconnect)
     scale = _scale_settings()
-    if scale is not None and scale.active:
+    if scale is not None:
         from viewfinder.scale import check_scale
         from viewfinder.scale.ray_engine import is_results_dir
 
@@ -153,12 +154,12 @@ def run_task(task: Any, source: Any, out: str | None, json_path: str | None, *,
     Raises:
         ViewfinderError: the only input failed (its own message, exit 2).
     """
-    from viewfinder.scale import ScaleOptions
+    if workers > 1 or engine != "pool":  # the engines load only when asked for
+        from viewfinder.scale import ScaleOptions
 
-    spec = getattr(task, "spec", None)
-    threads = int(spec.options.get("threads") or 0) if spec is not None else 0
-    scale = ScaleOptions(workers, engine, address, fmt, threads)
-    if scale.active:
+        spec = getattr(task, "spec", None)
+        threads = int(spec.options.get("threads") or 0) if spec is not None else 0
+        scale = ScaleOptions(workers, engine, address, fmt, threads)
         return _run_scaled(task, source, out, json_path, scale, label=label,
                            profiler=profiler, on_result=on_result, draw=draw, note=note)
     from viewfinder.runner import run
@@ -221,6 +222,7 @@ def finish(report: Any, source: Any, to_stderr: bool, note: str | None = None) -
     if source.is_live or len(report.figures) > 1:
         for stream, fig in report.figures.items():
             click.echo(f"  {stream}: {fig.summary()}", err=to_stderr)
+    return 1 if report.failures else 0
 
 
 def _live_line(report: Any) -> str:
@@ -229,4 +231,3 @@ def _live_line(report: Any) -> str:
     fps = sum(f.fps_out for f in figs)
     lat = max((f.latency_ms(99) for f in figs if f.latencies), default=float("nan"))
     return f"{len(figs)} stream(s): {fps:.1f} fps out, p99 {lat:.0f} ms"
-    return 1 if report.failures else 0

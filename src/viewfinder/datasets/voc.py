@@ -152,8 +152,10 @@ def _parse_xml(xml: str | bytes, where: str) -> ET.Element:
                                      forbid_external=True)
     except defusedxml.EntitiesForbidden as exc:
         if exc.sysid or exc.pubid:
+            ref = _one_line(str(exc.sysid or exc.pubid))
+            ref = ref if len(ref) <= 80 else ref[:77] + "..."
             raise UnsafeXMLError(f"{where}: XML declares external entity {exc.name!r} "
-                                 f"({exc.sysid or exc.pubid}); external entities are refused "
+                                 f"({ref}); external entities are refused "
                                  "(they read local files or URLs)") from None
         raise UnsafeXMLError(f"{where}: XML declares entity {exc.name!r}; entity "
                              "declarations are refused (entity-expansion bombs)") from None

@@ -30,7 +30,7 @@ class TaskDelta:
 
     Attributes:
         image: The image file.
-        what: ``"boxes"``, ``"kps"`` or ``"landmarks"``.
+        what: ``"boxes"``, ``"keypoints"`` or ``"landmarks"``.
         faces: Faces found by A and by B (the same for landmarks: A's detections).
         matched: Faces of A matched to one of B (IoU >= 0.5).
         max_px, mean_px: Largest and mean absolute coordinate change of matched faces.

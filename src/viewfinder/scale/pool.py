@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import wait
 from typing import Any
 
-from viewfinder.errors import ConfigError, WorkerError
+from viewfinder.errors import ConfigError, ViewfinderError, WorkerError
 from viewfinder.scale.threads import pin_threads, share, thread_report, worker_env
 
 __all__ = ["Lost", "Pool", "map_units"]
@@ -67,7 +67,10 @@ class _NoEmit:
 
 
 def portable(exc: BaseException) -> BaseException:
-    """``exc`` if it survives pickling, else a :class:`WorkerError` with its text."""
+    """``exc`` if it survives pickling, else a :class:`WorkerError` with its text; either
+    way with the worker's traceback as a note (shown where the parent raises it)."""
+    if hasattr(exc, "add_note") and not isinstance(exc, ViewfinderError):
+        exc.add_note("in the worker process:\n" + traceback.format_exc().rstrip())
     try:
         return pickle.loads(pickle.dumps(exc))
     except Exception:  # noqa: BLE001 - any pickling problem

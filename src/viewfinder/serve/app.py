@@ -67,10 +67,25 @@ def _record_of(part: Part, image: Any, result: Any) -> dict[str, Any]:
 
 
 class _Handler:
-    """What every task route does, on one :class:`Service`."""
+    """What every task route does, on one :class:`Service`.
 
-    def __init__(self, service: Service) -> None:
+    Images are decoded in one thread at a time (``decoders``): eight decodes at once
+    beside the model's own threads on two cores slowed the model more than they gained
+    (as the offline runner, which decodes ahead in one thread).
+    """
+
+    def __init__(self, service: Service, decoders: int = 1) -> None:
         self.service = service
+        self.decoders = decoders
+        self._limiter: Any = None
+
+    async def in_thread(self, fn: Any, *args: Any) -> Any:
+        """``fn(*args)`` in a worker thread, at most :attr:`decoders` at once."""
+        import anyio
+
+        if self._limiter is None:
+            self._limiter = anyio.CapacityLimiter(self.decoders)
+        return await anyio.to_thread.run_sync(fn, *args, limiter=self._limiter)
 
     def refuse(self, task: str, exc: RequestError) -> JSONResponse:
         self.service.metrics.reject(task, exc.reason)
@@ -102,7 +117,7 @@ class _Handler:
         def decode() -> list[Any]:
             return [decode_part(p, i, limit) for i, p in enumerate(parts)]
 
-        return parts, await run_in_threadpool(decode)
+        return parts, await self.in_thread(decode)
 
     async def run(self, served: Any, images: list[Any], options: dict[str, Any]) -> list[Any]:
         try:
@@ -115,6 +130,10 @@ class _Handler:
             raise RequestError(503, f"{exc}; retry later", "queue_full") from None
         except ViewfinderError as exc:
             raise RequestError(400, str(exc), "bad_image") from None
+        except Exception as exc:  # noqa: BLE001 - one line to the client, the traceback logged
+            log.error("serve: %s failed", served.name, exc_info=exc)
+            raise RequestError(500, f"internal error ({type(exc).__name__}); see the server "
+                                    "log", "internal") from None
 
     async def __call__(self, task: str, request: Request, options: dict[str, Any],
                        draw: bool) -> Response:
@@ -125,6 +144,7 @@ class _Handler:
                 raise RequestError(400, f"unknown option {extra[0]!r} for {task}; expected "
                                         f"{', '.join(OPTIONS[task])}")
             served = self.served(task)
+            self.room(served, 1)  # a full queue answers before the body is read
             parts, images = await self.images(request, served)
             if draw and len(images) != 1:
                 raise RequestError(400, f"draw=true: expected one image, got {len(images)}")
@@ -132,7 +152,7 @@ class _Handler:
         except RequestError as exc:
             return self.refuse(task, exc)
         if draw:
-            body = await run_in_threadpool(_annotate, images[0], results[0])
+            body = await self.in_thread(_annotate, images[0], results[0])
             response: Response = Response(body, media_type="image/jpeg",
                                           headers={"X-Detections": str(len(results[0]))})
         else:
@@ -262,7 +282,7 @@ async def _ws_frame(handle: _Handler, task: str, data: bytes, options: dict[str,
         served = handle.served(task)
         handle.room(served, 1)
         limit = handle.service.max_pixels()
-        image = await run_in_threadpool(decode_part, part, 0, limit)
+        image = await handle.in_thread(decode_part, part, 0, limit)
         result = (await handle.run(served, [image], options))[0]
     except RequestError as exc:
         handle.service.metrics.reject(task, exc.reason)

@@ -13,7 +13,7 @@ name                                   type       labels
 ``viewfinder_rejections_total``        counter    ``task``, ``reason`` (queue_full,
                                                   not_ready, body_too_large,
                                                   too_many_pixels, bad_image,
-                                                  bad_request)
+                                                  bad_request, internal)
 ``viewfinder_ready``                   gauge      (1 once the models are warm)
 =====================================  =========  ======================================
 """

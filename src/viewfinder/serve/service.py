@@ -76,17 +76,15 @@ class Service:
             self._load()
 
     def _load(self) -> None:
-        from viewfinder.errors import ViewfinderError
-
         t0 = time.perf_counter()
         try:
             tasks = dict(self._prebuilt) if self._prebuilt is not None else {
                 spec.name: spec.build() for spec in self.config.tasks}
             for name, task in tasks.items():
                 self.served[name] = self._serve(name, task)
-        except (ViewfinderError, OSError) as exc:
-            self.error, self.exception = str(exc), exc
-            log.error("serve: loading failed: %s", exc)
+        except Exception as exc:  # noqa: BLE001 - reported by /readyz, raised by serve()
+            self.error, self.exception = str(exc) or type(exc).__name__, exc
+            log.error("serve: loading failed: %s", self.error)
             if self.on_fatal is not None:
                 self.on_fatal(self.error)
             return

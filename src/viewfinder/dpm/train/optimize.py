@@ -300,7 +300,7 @@ def dcd(problem: Problem, reg: Regularizer, C: float, J: float = 1.0, *,
     did not change ends the solve, and the dual variables carry over from round to
     round. Negatives must have one entry each (as mined negatives do). Coordinates with
     ``reg_mult`` below ``reg_floor`` (biases) get ``reg_floor`` inside the dual,
-    reached in warm-started steps from 1 (only the last when ``alpha0`` is given), then
+    reached in warm-started steps from 1 (the dual variables carry over), then
     ``prox_steps`` proximal steps pull the floor's shrinkage off them (regularisation
     around the current value instead of 0); finally each unbounded one is set to its
     exact minimiser with the rest held fixed. The objective reported is the true one.
@@ -338,10 +338,13 @@ def dcd(problem: Problem, reg: Regularizer, C: float, J: float = 1.0, *,
         return result
     t0 = time.perf_counter()
     upper = np.where(problem.labels > 0, C * J, C).astype(np.float64)
-    alpha = np.zeros(n) if alpha0 is None else np.clip(np.asarray(alpha0, np.float64), 0, upper)
+    alpha = np.zeros(n) if alpha0 is None else np.asarray(alpha0, np.float64)
     check_shape(alpha, (n,), "alpha0")
+    alpha = np.clip(alpha, 0.0, upper)
     warm = bool(alpha.any())
-    floors = [reg_floor] if warm else [f for f in (1.0, 0.1) if f > reg_floor] + [reg_floor]
+    # The ladder also when warm: straight to the floor, the dual is ill-conditioned (the
+    # bias couples every example) and a perturbed start takes 5x the passes.
+    floors = [f for f in (1.0, 0.1) if f > reg_floor] + [reg_floor]
     free = reg.reg_mult < reg_floor
     steps = [(f, False) for f in floors] + [(reg_floor, True)] * (prox_steps if free.any() else 0)
     solver = _DualSolver(problem, reg, upper, alpha, w[free] if warm else 0.0, free,
