@@ -1,18 +1,21 @@
-"""Face pipeline speed, side by side with InsightFace (PyPI ``insightface``) in one process.
+"""Face pipeline speed, side by side with InsightFace and MediaPipe FaceMesh in one process.
 
-Run: ``.venv/bin/python benchmarks/faces.py [--quick]``
+Run: ``.venv/bin/python benchmarks/faces.py [--quick] [--more] [--int8]``
 
-Same ONNX files (shared/models/face), same images, peers interleaved in one loop
-so machine load hits both alike; medians. Sections:
+Same ONNX files (shared/models/face), same images and videos, peers interleaved in one
+loop so machine load hits all alike; medians, and CPU time per call or frame (process
+CPU, every thread: on a loaded or shared machine CPU per frame is what decides real
+time). Sections (the default run takes ~3 minutes on 2 cores):
 
-1. ``group_t1.jpg`` (6 faces) end to end: SCRFD-500M + 2d106det on every face.
-2. ONNX Runtime session options measured (threads, graph optimisation), 2d106det
-   with and without the PRelu rewrite on both backends, and landmark batching
-   (one batch of 6 vs 6 calls of 1) on both backends.
-3. ``one_face_640x480_h264.mp4`` fps including decode, detection every 10th frame.
-4. ``crowd_selfie.jpg`` at a detector size that finds the crowd, every face landmarked
-   (as configured, and with the landmark chunks run one after another: no OpenVINO
-   streams, no ONNX Runtime workers).
+1. ``group_t1.jpg`` (6 faces) end to end through the API, against InsightFace at its
+   defaults (its own ONNX Runtime sessions: default threads, spinning) and without
+   spinning; then per image through the CLI (``viewfinder faces DIR --json``) on a
+   folder of copies; then the model calls' floor (detector + one landmark batch alone).
+2. ``one_face_640x480_h264.mp4`` and ``group_pan_640x480_h264.mp4`` incl. decode
+   (PyAV, the same reader for every peer): viewfinder (detector every 10th frame)
+   against MediaPipe FaceMesh (``mediapipe`` 0.10.21, legacy ``solutions.face_mesh``):
+   fps, CPU ms per frame, faces per frame; and the floor (one 2d106det call).
+3. ``--more``: ONNX Runtime options, 2d106det threads and batching, the crowd photo.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import describe_host  # noqa: E402
 from viewfinder.config import shared_dir  # noqa: E402
+from viewfinder.runtime.threads import thread_budget  # noqa: E402
 
 SHARED = shared_dir()
 FACE = SHARED / "models" / "face"
@@ -38,6 +42,7 @@ os.environ.setdefault("VIEWFINDER_MODELS", str(SHARED / "models"))
 
 
 MINIMA: dict[str, float] = {}
+CPU: dict[str, float] = {}  # median process CPU ms per call (all threads)
 
 
 def interleaved(fns: dict[str, Callable[[], object]], rounds: int, warmup: int = 2
@@ -51,12 +56,15 @@ def interleaved(fns: dict[str, Callable[[], object]], rounds: int, warmup: int =
         for fn in fns.values():
             fn()
     times: dict[str, list[float]] = {k: [] for k in fns}
+    cpu: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(rounds):
         for name, fn in fns.items():
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             fn()
             times[name].append(time.perf_counter() - t0)
+            cpu[name].append(time.process_time() - c0)
     MINIMA.update({k: min(v) * 1e3 for k, v in times.items()})
+    CPU.update({k: statistics.median(v) * 1e3 for k, v in cpu.items()})
     return {k: statistics.median(v) * 1e3 for k, v in times.items()}
 
 
@@ -85,6 +93,8 @@ def table(title: str, ms: dict[str, float], ref: str | None = None, unit: str = 
         ratio = f"  x{base / v:5.2f} vs {ref}" if base and name != ref else ""
         low = MINIMA.get(name) if unit == "ms" else None
         extra = f" (min {low:8.2f})" if low is not None else ""
+        if name in CPU and unit == "ms":
+            extra += f"  cpu {CPU[name]:8.2f} ms"
         print(f"  {name:<44} {v:9.2f} {unit}{extra}{ratio}")
 
 
@@ -138,25 +148,22 @@ def group_photo(rounds: int) -> None:
     from viewfinder.faces import FacePipeline
 
     img = cv2.imread(str(SHARED / "images" / "group_t1.jpg"))
-    peer = InsightFacePeer((640, 640))
-    pipes = {b: FacePipeline(backend=b) for b in ("ort", "auto")}
-    pipes["ort 640x640"] = FacePipeline(backend="ort", det_size=(640, 640))
-    fns: dict[str, Callable[[], object]] = {"insightface (det 640x640, 1 face/call)": lambda: peer(img)}
+    default = InsightFacePeer((640, 640), spin=True)  # its defaults: ORT's threads, spinning
+    quiet = InsightFacePeer((640, 640))
+    pipes = {b: FacePipeline(backend=b) for b in ("auto", "ort")}
+    ref = "insightface, its defaults (spinning threads)"
+    fns: dict[str, Callable[[], object]] = {ref: lambda: default(img),
+                                            "insightface, threads not spinning": lambda: quiet(img)}
     for name, p in pipes.items():
         fns[f"viewfinder {name}"] = (lambda p=p: p(img))
     ms = interleaved(fns, rounds)
-    table("group_t1.jpg, 6 faces, end to end (detect + 106 landmarks), median",
-          ms, "insightface (det 640x640, 1 face/call)")
-    spinning = InsightFacePeer((640, 640), spin=True)  # its own default: threads spin
-    solo = back_to_back({"insightface, its default (spinning) threads": lambda: spinning(img),
-                         "viewfinder ort": fns["viewfinder ort"],
-                         "viewfinder auto": fns["viewfinder auto"]}, 2 * rounds)
-    table("group_t1.jpg, the same calls back to back (each alone, warm caches), median",
-          solo, "insightface, its default (spinning) threads")
+    table("group_t1.jpg, 6 faces, end to end through the API (detect + 106 landmarks), "
+          "interleaved, median", ms, ref)
+    RESULTS["group api"] = (ms[ref], ms["viewfinder auto"])
     for name in ("ort", "auto"):
         for line in pipes[name].describe():
             print(f"  {name} ->", line)
-    ours, theirs = pipes["ort 640x640"](img), peer(img)
+    ours, theirs = FacePipeline(backend="ort", det_size=(640, 640))(img), quiet(img)
     theirs_b = np.array([f.bbox for f in theirs])
     order = [int(np.argmin(np.abs(theirs_b - b).sum(1))) for b in ours.boxes]
     dl = np.abs(ours.landmarks - np.array([theirs[i].landmark_2d_106 for i in order])).max()
@@ -167,6 +174,77 @@ def group_photo(rounds: int) -> None:
     for _ in range(rounds):
         prof(img)
     print("  stages (auto):", ", ".join(f"{n} {v:.1f} ms" for n, v, _ in prof.profile_rows()))
+    floor(pipes["auto"], img, ms[ref], rounds)
+
+
+def floor(pipe, img: np.ndarray, peer_ms: float, rounds: int) -> None:
+    """The model calls alone, on the sessions the pipeline runs: what a 6x would need."""
+    faces = pipe(img)
+    det, lm = pipe.detector, pipe.landmarker
+    blob = det.session.inputs[0]
+    w, h = det.input_size(img.shape[1], img.shape[0])
+    x = np.zeros((1, 3, h, w), np.float32)
+    crops = lm._blob(lm._crops(cv2.cvtColor(img, cv2.COLOR_BGR2BGRA),
+                               _matrices(faces.boxes, lm.size)))
+    fns = {f"detector {x.shape[3]}x{x.shape[2]} ({det.session.backend})":
+           lambda: det.session.run({blob.name: x}),
+           f"2d106det, {len(crops)} faces in one call ({lm.session.backend})":
+           lambda: lm.session.run(crops)}
+    ms = interleaved(fns, rounds)
+    table("the model calls alone (floor), median", ms)
+    both = sum(ms.values())
+    low = sum(MINIMA[k] for k in ms)
+    print(f"  floor: {both:.1f} ms median, {low:.1f} ms best; 3x insightface at its defaults = "
+          f"{peer_ms / 3:.1f} ms, 6x = {peer_ms / 6:.1f} ms")
+
+
+def _matrices(boxes: np.ndarray, size: int) -> np.ndarray:
+    from viewfinder.faces.landmarks import crop_matrices
+
+    return crop_matrices(boxes, size)
+
+
+def cli_folder(rounds: int, copies: int = 21) -> None:
+    """Per image through ``viewfinder faces DIR --json`` (a folder is a set of photos):
+    (run on ``copies`` images - run on 1 image) / (copies - 1), so the model load and
+    the process start-up drop out; InsightFace at its defaults reads the same files."""
+    import shutil
+    import tempfile
+
+    from viewfinder.cli import main as vf_main
+
+    src = SHARED / "images" / "group_t1.jpg"
+    tmp = Path(tempfile.mkdtemp(prefix="vf_bench_faces_"))
+    many, one = tmp / "many", tmp / "one"
+    for folder, n in ((many, copies), (one, 1)):
+        folder.mkdir()
+        for i in range(n):
+            shutil.copy(src, folder / f"copy{i:02d}.jpg")
+    peer = InsightFacePeer((640, 640), spin=True)
+    files = sorted(many.iterdir())
+
+    def insight() -> None:
+        for f in files:
+            peer(cv2.imread(str(f)))
+
+    def cli(folder: Path) -> None:
+        if vf_main(["faces", str(folder), "--json", str(tmp / "out.jsonl")]) != 0:
+            raise SystemExit("viewfinder faces failed")
+
+    fns = {"insightface": insight, "cli many": lambda: cli(many), "cli one": lambda: cli(one)}
+    ms = interleaved(fns, rounds, warmup=1)
+    per = {"insightface, its defaults, imread + call": ms["insightface"] / copies,
+           "viewfinder faces DIR --json, per image": (ms["cli many"] - ms["cli one"]) / (copies - 1)}
+    cpu = {"insightface, its defaults, imread + call": CPU["insightface"] / copies,
+           "viewfinder faces DIR --json, per image": (CPU["cli many"] - CPU["cli one"]) / (copies - 1)}
+    print(f"\ngroup_t1.jpg x{copies} in a folder, per image, interleaved, median "
+          f"(CLI one image: {ms['cli one']:.0f} ms incl. model load)")
+    ref = "insightface, its defaults, imread + call"
+    for k, v in per.items():
+        ratio = f"  x{per[ref] / v:5.2f} vs insightface" if k != ref else ""
+        print(f"  {k:<44} {v:9.2f} ms  cpu {cpu[k]:8.2f} ms{ratio}")
+    RESULTS["group cli"] = (per[ref], per["viewfinder faces DIR --json, per image"])
+    shutil.rmtree(tmp, ignore_errors=True)
 
 
 def session_options(rounds: int) -> None:
@@ -216,41 +294,64 @@ def session_options(rounds: int) -> None:
     table("2d106det: threads and batching, median", interleaved(fns, rounds))
 
 
-def video_fps(rounds: int, peer_frames: int = 50) -> None:
+def videos(rounds: int) -> None:
+    """Both videos incl. decode: viewfinder against MediaPipe FaceMesh, fps and CPU/frame."""
+    for name, max_faces in (("one_face_640x480_h264.mp4", 1), ("group_pan_640x480_h264.mp4", 10)):
+        one_video(name, max_faces, rounds)
+    landmark_floor(rounds * 10)
+
+
+def one_video(name: str, max_faces: int, rounds: int) -> None:
+    """One video: decode alone, MediaPipe FaceMesh and viewfinder, interleaved."""
+    from _mediapipe_peer import FaceMeshPeer
     from viewfinder.faces import FacePipeline
+    from viewfinder.media.sources import open_source
     from viewfinder.media.video import VideoReader
+    from viewfinder.runner import run
+    from viewfinder.tasks import FacesTask
 
-    path = SHARED / "video" / "one_face_640x480_h264.mp4"
-    peer = InsightFacePeer((640, 480))
-    pipes = {b: FacePipeline(backend=b, every=10) for b in ("ort", "auto")}
+    path = SHARED / "video" / name
+    mesh = FaceMeshPeer(max_faces)
+    task = FacesTask(FacePipeline(every=10))
+    counts: dict[str, tuple[int, int]] = {}
 
-    def decode_only() -> None:
-        for _ in VideoReader(path):
-            pass
+    def ours(task=task, path=path) -> None:
+        rep = run(task, open_source([path]))
+        counts["viewfinder auto, detect every 10th"] = (rep.frames, rep.detections)
 
-    def insight() -> None:  # the slow peer runs the first frames only; fps is per frame
-        for f in VideoReader(path, max_frames=peer_frames):
-            peer(f.image)
+    def theirs(mesh=mesh, path=path) -> None:
+        counts[f"mediapipe facemesh (max_num_faces={max_faces})"] = mesh.run(path, VideoReader)
 
-    fns: dict[str, Callable[[], object]] = {"decode only": decode_only,
-                                            "insightface (detect every frame)": insight}
-    for name, p in pipes.items():
-        fns[f"viewfinder {name}, detect every 10th"] = (lambda p=p: p.run(path))
-    fns["viewfinder auto, detector one frame ahead"] = (
-        lambda p=pipes["auto"]: p.run(path, detect_ahead=True))
-    ms = interleaved(fns, rounds, warmup=0)
-    fps = {k: (peer_frames if k.startswith("insight") else 250) / (v / 1e3) for k, v in ms.items()}
-    table("one_face_640x480_h264.mp4 incl. decode, fps (higher is better)", fps, unit="fps")
-    best = {k: (peer_frames if k.startswith("insight") else 250) / (MINIMA[k] / 1e3) for k in ms}
-    print("  best run:", ", ".join(f"{k} {v:.1f} fps" for k, v in best.items()))
-    base = fps["insightface (detect every frame)"]
-    for k, v in fps.items():
-        if k.startswith("viewfinder"):
-            print(f"  {k}: x{v / base:.2f} the fps of insightface")
-    prof = FacePipeline(backend="auto", every=10, profile=True)
-    prof.run(path)
-    print("  stages (auto):", ", ".join(f"{n} {v:.2f}" for n, v, _ in prof.profile_rows()),
-          "ms/frame")
+    def decode(path=path) -> None:
+        counts["decode only"] = (sum(1 for _ in VideoReader(path)), 0)
+
+    fns = {"decode only": decode, f"mediapipe facemesh (max_num_faces={max_faces})": theirs,
+           "viewfinder auto, detect every 10th": ours}
+    ms = interleaved(fns, rounds, warmup=1)
+    print(f"\n{name} incl. decode, interleaved, median of {rounds}")
+    ref = f"mediapipe facemesh (max_num_faces={max_faces})"
+    fps = {k: counts[k][0] / (v / 1e3) for k, v in ms.items()}
+    for k in fns:
+        n, found = counts[k]
+        ratio = f"  x{fps[k] / fps[ref]:5.2f} fps, x{CPU[ref] / CPU[k]:5.2f} cpu vs mediapipe" \
+            if k.startswith("viewfinder") else ""
+        print(f"  {k:<44} {fps[k]:7.1f} fps  cpu {CPU[k] / n:6.2f} ms/frame  "
+              f"faces/frame {found / n:4.2f}{ratio}")
+    vf = "viewfinder auto, detect every 10th"
+    RESULTS[name] = (fps[ref], CPU[ref] / counts[ref][0], fps[vf], CPU[vf] / counts[vf][0])
+    for line in task.describe():
+        print("  ->", line)
+
+
+def landmark_floor(rounds: int) -> None:
+    """What one face a frame costs in model work alone: one 2d106det call."""
+    from viewfinder.faces import load_landmarker
+
+    lm = load_landmarker("2d106det")
+    crop = np.zeros((1, 192, 192, 4), np.uint8)
+    ms = interleaved({f"2d106det, 1 face ({lm.session.backend}, {lm.session.threads} threads)":
+                      lambda: lm.session.run(crop)}, rounds)
+    table("the model call alone (floor of the one-face video per frame), median", ms)
 
 
 def crowd(rounds: int) -> None:
@@ -320,20 +421,48 @@ def int8(rounds: int) -> None:
         print(f"  {k:<20} landmark delta vs f32 ORT: max {d.max():.4f} px, mean {d.mean():.4f} px")
 
 
+RESULTS: dict[str, tuple[float, ...]] = {}
+
+
+def summary() -> None:
+    """The issue's lines, from this run."""
+    print("\nsummary (this run, interleaved):")
+    if "group api" in RESULTS:
+        peer, ours = RESULTS["group api"]
+        print(f"  group_t1 API: insightface {peer:.1f} ms, viewfinder {ours:.1f} ms, x{peer / ours:.2f}")
+    if "group cli" in RESULTS:
+        peer, ours = RESULTS["group cli"]
+        print(f"  group_t1 CLI folder, per image: insightface {peer:.1f} ms, viewfinder {ours:.1f} "
+              f"ms, x{peer / ours:.2f}")
+    for name in ("one_face_640x480_h264.mp4", "group_pan_640x480_h264.mp4"):
+        if name in RESULTS:
+            f0, c0, f1, c1 = RESULTS[name]
+            print(f"  {name}: mediapipe {f0:.1f} fps {c0:.2f} ms cpu/frame; viewfinder "
+                  f"{f1:.1f} fps {c1:.2f} ms cpu/frame (x{f1 / f0:.2f} fps, x{c0 / c1:.2f} cpu)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer rounds")
+    ap.add_argument("--more", action="store_true",
+                    help="also ONNX Runtime options, 2d106det threads/batching, the crowd")
     ap.add_argument("--int8", action="store_true", help="also quantize 2d106det and compare")
     args = ap.parse_args()
-    r = 5 if args.quick else 20
-    print(describe_host(["numpy", "cv2", "onnxruntime", "openvino", "insightface", "av"]))
-    print(f"threads: ORT default (0 = physical cores); os.cpu_count() = {os.cpu_count()}")
+    r = 5 if args.quick else 15
+    print(describe_host(["numpy", "cv2", "onnxruntime", "openvino", "insightface", "mediapipe",
+                         "av"]))
+    print(f"threads: budget {thread_budget()} (VIEWFINDER_THREADS or physical cores); "
+          f"os.cpu_count() = {os.cpu_count()}; load average {os.getloadavg()[0]:.1f} at start")
     group_photo(r)
-    session_options(max(5, r // 2))
-    video_fps(3 if not args.quick else 1)
-    crowd(2 if not args.quick else 1)
+    cli_folder(2 if args.quick else 3)
+    videos(1 if args.quick else 3)
+    if args.more:
+        session_options(max(5, r // 2))
+        crowd(2 if not args.quick else 1)
     if args.int8:
         int8(r)
+    summary()
+    print(f"load average {os.getloadavg()[0]:.1f} at the end")
 
 
 if __name__ == "__main__":

@@ -70,6 +70,10 @@ ERROR_CASES = [
      "mask [0, 1, 7] out of range"),
     ("yolo anchors count", NET + conv(21, 1, 1, "linear", 0) + YOLO.replace("num=3", "num=4"),
      "num=4 but 6 anchor values"),
+    ("yolo num huge", NET + conv(21, 1, 1, "linear", 0) + YOLO.replace("num=3", "num=2147483648"),
+     "num=2147483648 out of range (expected 1 to 1024 anchors)"),
+    ("yolo num zero", NET + conv(21, 1, 1, "linear", 0)
+     + YOLO.replace("num=3", "num=0").replace("mask=0,1,2\n", ""), "num=0 out of range"),
     ("garbage line", NET + "hello\n", "expected 'key=value'"),
     ("empty", NET, "no layers after [net]"),
     ("downsample", NET + conv(8) + "[upsample]\nstride=-2\n", "only upsampling"),

@@ -45,6 +45,23 @@ def test_malformed_files(tmp_path: Path, name: str, content: str, match: str) ->
         read_detections(path)
 
 
+@pytest.mark.parametrize(("name", "content", "match"), [
+    ("d.json", b"[" * 100_000 + b"\n", r"d.json: not a JSON array .*nested too deeply"),
+    ("d.jsonl", b'{"image_id": "1", "detections": []}\n{"a": ' + b"[" * 100_000 + b"\n",
+     r"d.jsonl:2: not a detection record \(JSON nested too deeply\)"),
+    ("comp4_det_test_dog.txt", b"0001 0.5 1 2 3 4\n\xff\xfe\n",
+     r"comp4_det_test_dog.txt: not a UTF-8 text file \(byte 17: invalid start byte\)"),
+    ("d.jsonl", b'{"image_id": "\xff"}\n', r"d.jsonl: not a UTF-8 text file"),
+])
+def test_hostile_bytes_are_format_errors(tmp_path: Path, name: str, content: bytes,
+                                         match: str) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(FormatError, match=match) as info:
+        read_detections(path)
+    assert "\n" not in str(info.value)
+
+
 def test_missing_paths_and_empty_directories(tmp_path: Path) -> None:
     with pytest.raises(InputFileError):
         read_detections(tmp_path / "nope.jsonl")

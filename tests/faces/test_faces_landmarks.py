@@ -122,3 +122,45 @@ def test_batched_file_takes_bgra_crops(face_models: Path, backend: str, prelu: i
 def test_single_keeps_the_original_file(face_models: Path) -> None:
     single = load_landmarker(face_models / "2d106det.onnx", backend="ort", batch="single")
     assert Path(single.session.path).name == "2d106det.onnx"
+
+
+@pytest.mark.parametrize(("wall_all", "cpu_all", "wall_single", "cpu_single", "expected"), [
+    (10.0, 20.0, 8.0, 25.0, "all"),      # faster by the wall clock only (a loaded host)
+    (10.0, 20.0, 12.0, 15.0, "all"),     # cheaper in CPU only
+    (10.0, 20.0, 8.0, 15.0, "single"),   # wins on both clocks
+    (10.0, 20.0, 12.0, 25.0, "all"),     # loses on both
+])
+def test_batching_trial_needs_both_clocks_for_single(
+        monkeypatch: pytest.MonkeyPatch, landmarker, scrfd, group_image, wall_all: float,
+        cpu_all: float, wall_single: float, cpu_single: float, expected: str) -> None:
+    """One call per face is kept only when it beats one batch on wall clock and CPU."""
+    import viewfinder.faces.landmarks as lm_mod
+
+    clock = {"wall": 0.0, "cpu": 0.0}
+    cost = {"all": (wall_all, cpu_all), "single": (wall_single, cpu_single)}
+
+    class FakeTime:
+        @staticmethod
+        def perf_counter() -> float:
+            return clock["wall"]
+
+        @staticmethod
+        def process_time() -> float:
+            return clock["cpu"]
+
+    run = landmarker._run
+
+    def timed_run(image, m, mode, profiler=lm_mod.NULL_PROFILER):
+        clock["wall"] += cost[mode][0] / 1e3
+        clock["cpu"] += cost[mode][1] / 1e3
+        return run(image, m, mode, profiler)
+
+    monkeypatch.setattr(lm_mod, "time", FakeTime)
+    monkeypatch.setattr(landmarker, "_run", timed_run)
+    for attr in ("batch", "batch_reason"):  # the fixture is shared: restored afterwards
+        monkeypatch.setattr(landmarker, attr, getattr(landmarker, attr))
+    boxes = scrfd.detect(group_image).boxes
+    landmarker._choose(cv2.cvtColor(group_image, cv2.COLOR_BGR2BGRA), crop_matrices(boxes, 192),
+                       lm_mod.NULL_PROFILER)
+    assert landmarker.batch == expected
+    assert f"{cpu_all:.1f} ms CPU" in landmarker.batch_reason

@@ -181,6 +181,13 @@ def test_config_precision_and_graph_sections(tmp_path):
 
 @pytest.mark.parametrize(("text", "match"), [
     ('[preprocess]\ninput = "rgb"\nstd = [1, 2, 3]\nscale = 2.0\n', "std or scale"),
+    ("[shape]\nbatch = inf\n", r"batch inf: expected 'dynamic' or a positive int"),
+    ("[shape]\nbatch = nan\n", r"batch nan: expected 'dynamic' or a positive int"),
+    ("[preprocess]\nscale = 0\n", r"scale 0: expected finite non-zero numbers"),
+    ("[preprocess]\nscale = [1, 0, 1]\n", r"scale \[1, 0, 1\]: expected finite non-zero"),
+    ("[preprocess]\nscale = nan\n", r"scale nan: expected finite non-zero numbers"),
+    ("[preprocess]\nscale = 1e400\n", r"scale inf: expected finite non-zero numbers"),
+    ('[preprocess]\ninput = "rgb"\nmean = -inf\n', r"mean: expected finite numbers"),
     ('[precision]\ndtype = "int8"\ncalibration = "c"\ncalibrate_method = "kl"\n',
      "calibrate_method 'kl': expected minmax, percentile or entropy"),
 ])

@@ -66,8 +66,7 @@ def serial(ray_inputs, inputs, tmp_path_factory) -> dict:
             "source": source, "spec": task.spec}
 
 
-def test_ray_to_a_file_gives_the_serial_outputs_and_survives_a_killed_actor(
-        local_ray, serial, tmp_path) -> None:
+def _to_a_file_with_a_killed_actor(serial: dict, tmp_path: Path) -> None:
     from viewfinder.scale.ray_engine import run_ray
 
     marker = tmp_path / "died"
@@ -84,11 +83,10 @@ def test_ray_to_a_file_gives_the_serial_outputs_and_survives_a_killed_actor(
         assert w["cv2"] == 1
 
 
-def test_ray_cli_writes_shards_that_concatenate_to_the_serial_file(
-        local_ray, serial, ray_inputs, inputs, run_cli, tmp_path) -> None:
+def _cli_shards(serial: dict, sources: list, run_cli, tmp_path: Path) -> None:
     results = tmp_path / "results"
-    code, _, err = run_cli("detect", ray_inputs, inputs["clip"], *ARGS, "--engine", "ray",
-                           "--workers", "2", "--json", f"{results}/")
+    code, _, err = run_cli("detect", *sources, *ARGS, "--engine", "ray", "--workers", "2",
+                           "--json", f"{results}/")
     assert code == 1 and "broken.jpg" in err  # the truncated photo, as in a serial run
     shards = sorted(results.iterdir())
     assert all(p.name.startswith("part-") and p.suffix == ".jsonl" for p in shards)
@@ -96,15 +94,27 @@ def test_ray_cli_writes_shards_that_concatenate_to_the_serial_file(
     assert not list(tmp_path.glob(".results.partial-*"))
 
 
-def test_ray_cli_parquet(local_ray, serial, ray_inputs, inputs, run_cli, tmp_path) -> None:
+def _cli_parquet(serial: dict, sources: list, run_cli, tmp_path: Path) -> None:
     import pyarrow.parquet as pq
 
     results = tmp_path / "pq"
-    code, _, _ = run_cli("detect", ray_inputs, inputs["clip"], *ARGS, "--engine", "ray",
-                         "--workers", "2", "--json", f"{results}/", "--format", "parquet")
+    code, _, _ = run_cli("detect", *sources, *ARGS, "--engine", "ray", "--workers", "2",
+                         "--json", f"{results}/", "--format", "parquet")
     assert code == 1
     rows = [r for p in sorted(results.glob("part-*.parquet")) for r in pq.read_table(p).to_pylist()]
     lines = [json.loads(s) for s in serial["json"].decode().splitlines()]
     assert [(r["path"], r["frame"], r["count"]) for r in rows] == [
         (r["path"], r["frame"], len(r["detections"])) for r in lines]
     assert [json.loads(r["detections"]) for r in rows] == [r["detections"] for r in lines]
+
+
+# One test (not one per output kind): xdist may place tests of one module on both of its
+# workers, and each would then start a Ray of its own.
+def test_ray_engine_outputs_and_a_killed_actor(local_ray, serial, ray_inputs, inputs, run_cli,
+                                               tmp_path) -> None:
+    sources = [ray_inputs, inputs["clip"]]
+    for name in ("file", "shards", "parquet"):
+        (tmp_path / name).mkdir()
+    _to_a_file_with_a_killed_actor(serial, tmp_path / "file")
+    _cli_shards(serial, sources, run_cli, tmp_path / "shards")
+    _cli_parquet(serial, sources, run_cli, tmp_path / "parquet")

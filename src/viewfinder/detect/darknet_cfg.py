@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 
 ACTIVATIONS = ("leaky", "linear", "mish", "relu", "logistic", "swish")
 _LAYER_TYPES = ("convolutional", "maxpool", "route", "shortcut", "upsample", "yolo")
+#: Most anchors one [yolo] layer may declare (Darknet's configs have 3 to 9).
+_MAX_ANCHORS = 1024
 
 
 @dataclass(frozen=True)
@@ -275,10 +277,13 @@ def _yolo_shape(spec: LayerSpec, layers: list[LayerSpec]) -> tuple[tuple[int, in
     classes = spec.get_int("classes", 20)
     anchors = spec.get_ints("anchors")
     num = spec.get_int("num", len(anchors) // 2)
-    mask = spec.get_ints("mask", tuple(range(num)))
+    if not 0 < num <= _MAX_ANCHORS:
+        raise ConfigError(f"{spec.where}: num={num} out of range (expected 1 to {_MAX_ANCHORS} "
+                          "anchors)")
     if len(anchors) != 2 * num:
         raise ConfigError(f"{spec.where}: num={num} but {len(anchors)} anchor values "
                           f"(expected {2 * num})")
+    mask = spec.get_ints("mask", tuple(range(num)))
     if any(not 0 <= m < num for m in mask):
         raise ConfigError(f"{spec.where}: mask {list(mask)} out of range [0, {num})")
     if spec.get_int("new_coords", 0):

@@ -23,6 +23,8 @@ Conventions (voc-release5's, kept so the published weights apply unchanged):
 
 from __future__ import annotations
 
+import io
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -176,12 +178,47 @@ class _Mat:
     def fail(self, what: str) -> ModelError:
         return ModelError(f"{self.path}: not a voc-release5 DPM model: {what}")
 
+    def ints(self, value: Any, name: str, n: int | None = None) -> list[int]:
+        """A numeric scalar or vector of whole numbers (``n`` of them when given)."""
+        arr = np.asarray(value)
+        if arr.dtype.kind not in "biuf" or arr.ndim > 1 or arr.size == 0 \
+                or (n is not None and arr.size != n):
+            want = "a whole number" if n == 1 else f"{n or 'some'} whole numbers"
+            raise self.fail(f"'{name}' must be {want}, got {_describe(arr)}")
+        vals = arr.astype(np.float64).reshape(-1)
+        if not (np.isfinite(vals).all() and (vals == np.round(vals)).all()
+                and np.abs(vals).max() < 2 ** 31):
+            raise self.fail(f"'{name}' must be whole numbers, got {vals.tolist()}")
+        return [int(v) for v in vals]
+
+    def integer(self, value: Any, name: str) -> int:
+        return self.ints(value, name, 1)[0]
+
+    def number(self, value: Any, name: str) -> float:
+        arr = np.asarray(value)
+        if arr.dtype.kind not in "biuf" or arr.size != 1 or not math.isfinite(float(arr)):
+            raise self.fail(f"'{name}' must be a finite number, got {_describe(arr)}")
+        return float(arr)
+
+    def index(self, value: Any, items: Any, name: str) -> Any:
+        """``items[value - 1]`` for a 1-based index read from the file."""
+        items = np.atleast_1d(items)
+        i = self.integer(value, name)
+        if not 1 <= i <= items.size:
+            raise self.fail(f"'{name}' {i} is out of range [1, {items.size}]")
+        return items.reshape(-1)[i - 1]
+
     def block(self, ref: Any, flip: bool = False) -> np.ndarray:
         """``model_get_block.m``: a block's weights in its shape, mirrored if asked."""
-        blocks = np.atleast_1d(self.m.blocks)
-        b = blocks[int(ref.blocklabel) - 1]
-        shape = tuple(int(v) for v in np.atleast_1d(b.shape))
-        w = np.asarray(b.w, dtype=np.float64).reshape(shape, order="F")
+        b = self.index(ref.blocklabel, self.m.blocks, "blocklabel")
+        shape = tuple(self.ints(np.atleast_1d(b.shape), "blocks.shape"))
+        w = np.asarray(b.w)
+        if w.dtype.kind not in "biuf" or w.size != math.prod(shape) or min(shape) < 0:
+            raise self.fail(f"block {int(ref.blocklabel)} has {_describe(w)} for shape "
+                            f"{list(shape)}")
+        w = w.astype(np.float64).reshape(shape, order="F")
+        if not np.isfinite(w).all():
+            raise self.fail(f"block {int(ref.blocklabel)} has non-finite weights")
         if flip and b.type == "F":
             w = flip_features(w)
         elif flip and b.type == "D":
@@ -190,16 +227,24 @@ class _Mat:
         return w
 
     def rules(self, symbol: int) -> list[Any]:
-        return list(np.atleast_1d(np.atleast_1d(self.m.rules)[symbol - 1]))
+        return list(np.atleast_1d(self.index(symbol, self.m.rules, "rules symbol")))
 
     def symbol(self, symbol: int) -> Any:
-        return np.atleast_1d(self.m.symbols)[symbol - 1]
+        return self.index(symbol, self.m.symbols, "symbol")
 
     def filter_of(self, symbol: int) -> int:
         s = self.symbol(symbol)
         if s.type != "T":
             raise self.fail(f"symbol {symbol} is not a filter terminal")
-        return int(s.filter) - 1
+        return self.integer(s.filter, "symbols.filter") - 1
+
+
+def _describe(arr: np.ndarray) -> str:
+    """What a value read from the .mat file is, for a message."""
+    if arr.dtype.kind == "U":
+        return f"text {str(arr.reshape(-1)[0])[:20]!r}" if arr.size == 1 else "text"
+    kind = "a struct" if arr.dtype.kind == "O" else f"{arr.dtype.name} values"
+    return f"{kind} of shape {arr.shape}"
 
 
 def _deformable(mat: _Mat, symbol: int) -> tuple[int, np.ndarray | None, float, np.ndarray]:
@@ -212,10 +257,10 @@ def _deformable(mat: _Mat, symbol: int) -> tuple[int, np.ndarray | None, float, 
                          f"has {len(rules)} rules); use a mixture-of-stars model")
     r = rules[0]
     dfm = getattr(r, "def")
-    deformation = mat.block(dfm, bool(dfm.flip)).reshape(-1)
+    deformation = mat.block(dfm, bool(mat.integer(dfm.flip, "rules.def.flip"))).reshape(-1)
     bias = float(mat.block(r.offset).reshape(-1)[0]) * BIAS_FEATURE
     loc = mat.block(r.loc).reshape(-1) if hasattr(r, "loc") else np.zeros(3)
-    return mat.filter_of(int(np.atleast_1d(r.rhs)[0])), deformation, bias, loc
+    return mat.filter_of(mat.integer(r.rhs, "rules.rhs")), deformation, bias, loc
 
 
 def _regressor(mat: _Mat, c: int, filter_ids: list[int]) -> np.ndarray | None:
@@ -233,8 +278,8 @@ def _regressor(mat: _Mat, c: int, filter_ids: list[int]) -> np.ndarray | None:
 
 
 def _component(mat: _Mat, rule: Any, c: int) -> tuple[Component, bool]:
-    rhs = [int(v) for v in np.atleast_1d(rule.rhs)]
-    anchors = [np.asarray(a, dtype=np.int64).reshape(-1) for a in np.atleast_1d(rule.anchor)]
+    rhs = mat.ints(np.atleast_1d(rule.rhs), "rules.rhs")
+    anchors = [mat.ints(a, "rules.anchor", 3) for a in np.atleast_1d(rule.anchor)]
     if len(anchors) != len(rhs):
         raise mat.fail(f"component {c + 1} has {len(rhs)} symbols but {len(anchors)} anchors")
     root, root_def, root_bias, root_loc = _deformable(mat, rhs[0])
@@ -249,11 +294,12 @@ def _component(mat: _Mat, rule: Any, c: int) -> tuple[Component, bool]:
                           dfm if dfm is not None else np.array([1e3, 0, 1e3, 0]), bias, loc))
     bias = float(mat.block(rule.offset).reshape(-1)[0]) * BIAS_FEATURE + root_bias
     loc = (mat.block(rule.loc).reshape(-1) if hasattr(rule, "loc") else np.zeros(3)) + root_loc
-    flipped = bool(np.atleast_1d(mat.m.filters)[root].flip)
+    flipped = bool(mat.integer(mat.index(root + 1, mat.m.filters, "symbols.filter").flip,
+                           "filters.flip"))
     comp = Component(
         root=root, parts=tuple(parts), bias=bias, loc=loc,
-        detwindow=tuple(int(v) for v in np.atleast_1d(rule.detwindow)),
-        shiftwindow=tuple(int(v) for v in np.atleast_1d(rule.shiftwindow)),
+        detwindow=tuple(mat.ints(np.atleast_1d(rule.detwindow), "rules.detwindow", 2)),
+        shiftwindow=tuple(mat.ints(np.atleast_1d(rule.shiftwindow), "rules.shiftwindow", 2)),
         bbox_regressor=_regressor(mat, c, [root] + [p.filter for p in parts]),
     )
     return comp, flipped
@@ -272,8 +318,13 @@ def _mirrors(comps: list[Component], flips: list[bool]) -> list[Component]:
 def _load_struct(path: Path) -> Any:
     import scipy.io
 
+    from viewfinder.dpm.matcheck import checked_mat_bytes
+
+    # scipy's MAT reader trusts the file (a bad element type segfaults it): check every
+    # element first, then let scipy parse exactly the checked (inflated) bytes.
+    checked = checked_mat_bytes(path.read_bytes(), str(path))
     try:
-        data = scipy.io.loadmat(str(path), squeeze_me=True, struct_as_record=False)
+        data = scipy.io.loadmat(io.BytesIO(checked), squeeze_me=True, struct_as_record=False)
     except Exception as exc:  # scipy raises ValueError/TypeError/OSError on non-.mat files
         raise ModelError(f"{path}: not a MATLAB .mat file ({exc})") from exc
     if "model" not in data:
@@ -302,6 +353,17 @@ def load_voc_release5(path: str | os.PathLike[str]) -> Model:
     """
     p = check_readable(path, "model file")
     mat = _Mat(_load_struct(p), p)
+    try:
+        return _model(mat)
+    except (AttributeError, TypeError, ValueError, IndexError, KeyError) as exc:
+        # a field of the wrong kind deeper than the named checks (a struct replaced by
+        # text, a missing sub-field): still this file's fault, one line
+        raise mat.fail(f"malformed struct ({type(exc).__name__}: "
+                       f"{' '.join(str(exc).split())})") from exc
+
+
+def _model(mat: _Mat) -> Model:
+    p = mat.path
     if str(mat.m.type) != "M":
         raise ModelError(f"{p}: grammar models (type {mat.m.type!r}) are not supported; "
                          f"expected a mixture model (type 'M')")
@@ -312,7 +374,7 @@ def load_voc_release5(path: str | os.PathLike[str]) -> Model:
             raise mat.fail(f"filter {i + 1} has shape {w.shape}, expected (h, w, 32)")
         filters.append(w.astype(np.float32))
     comps, flips = [], []
-    for c, rule in enumerate(mat.rules(int(mat.m.start))):
+    for c, rule in enumerate(mat.rules(mat.integer(mat.m.start, "start"))):
         comp, flipped = _component(mat, rule, c)
         comps.append(comp)
         flips.append(flipped)
@@ -321,9 +383,9 @@ def load_voc_release5(path: str | os.PathLike[str]) -> Model:
         name=str(getattr(mat.m, "class", p.stem)) or p.stem,
         filters=tuple(filters),
         components=tuple(_mirrors(comps, flips)),
-        thresh=float(mat.m.thresh),
-        sbin=int(mat.m.sbin),
-        interval=int(mat.m.interval),
-        maxsize=tuple(int(v) for v in np.atleast_1d(mat.m.maxsize)),
+        thresh=mat.number(mat.m.thresh, "thresh"),
+        sbin=mat.integer(mat.m.sbin, "sbin"),
+        interval=mat.integer(mat.m.interval, "interval"),
+        maxsize=tuple(mat.ints(np.atleast_1d(mat.m.maxsize), "maxsize", 2)),
         extra_octave=bool(getattr(features, "extra_octave", 0)) if features is not None else False,
     )

@@ -145,6 +145,9 @@ def parse_detection_text(text: str, where: str = "<stdin>") -> DetectionFile:
             items = json.loads(text)
         except ValueError as exc:
             raise FormatError(f"{where}: not a JSON array of detection records ({exc})") from None
+        except RecursionError:
+            raise FormatError(f"{where}: not a JSON array of detection records (nested too "
+                              "deeply)") from None
         entries = [(f"{where}: item {k}", obj) for k, obj in enumerate(items)]
     else:
         entries = []
@@ -154,6 +157,9 @@ def parse_detection_text(text: str, where: str = "<stdin>") -> DetectionFile:
                     entries.append((f"{where}:{n}", json.loads(line)))
                 except ValueError as exc:
                     raise FormatError(f"{where}:{n}: not a detection record ({exc})") from None
+                except RecursionError:
+                    raise FormatError(f"{where}:{n}: not a detection record (JSON nested too "
+                                      "deeply)") from None
     records: list[DetectionRecord] = []
     images: set[str] = set()
     for loc, obj in entries:
@@ -166,7 +172,12 @@ def parse_detection_text(text: str, where: str = "<stdin>") -> DetectionFile:
 
 def _read_comp(path: Path, label: str) -> list[DetectionRecord]:
     out = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise FormatError(f"{path}: not a UTF-8 text file (byte {exc.start}: "
+                          f"{exc.reason})") from None
+    for n, line in enumerate(text.splitlines(), 1):
         parts = line.split()
         if not parts:
             continue

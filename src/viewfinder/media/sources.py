@@ -189,10 +189,10 @@ class Source:
         """Items the source will yield if nothing fails; None for live inputs."""
         if any(e.live for e in self.entries):
             return None
-        from viewfinder.media.video import probe
-
         n = self.images
         for e in self.streams:
+            from viewfinder.media.video import probe  # stills need no video modules
+
             try:
                 frames = probe(e.location).frames
             except ViewfinderError:

@@ -13,6 +13,7 @@ with FFmpeg as they would a network camera's.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import socket
@@ -118,11 +119,8 @@ def serve(path: str | os.PathLike[str], host: str = "127.0.0.1", port: int = 0,
         ready.set()
 
     def client(conn: socket.socket) -> None:
-        with conn:
-            try:
-                _send(conn, data, frames, fps, loop, stop)
-            except OSError:
-                pass  # the client went away
+        with conn, contextlib.suppress(OSError):  # OSError: the client went away
+            _send(conn, data, frames, fps, loop, stop)
 
     try:
         while not stop.is_set():

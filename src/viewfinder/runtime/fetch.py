@@ -13,10 +13,6 @@ import hashlib
 import logging
 import os
 import shutil
-import tarfile
-import urllib.error
-import urllib.request
-import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -90,6 +86,8 @@ def find_local(spec: FileSpec) -> Path | None:
 
 
 def _stream(url: str, dest: Path, progress: Progress | None) -> None:
+    import urllib.request  # only when downloading: every command resolves models
+
     with urllib.request.urlopen(url, timeout=_TIMEOUT_S) as resp, open(dest, "wb") as out:  # noqa: S310
         total = resp.headers.get("Content-Length")
         total_n = int(total) if total and total.isdigit() else None
@@ -103,6 +101,9 @@ def _stream(url: str, dest: Path, progress: Progress | None) -> None:
 
 def _extract_member(archive: Path, member: str, dest: Path) -> None:
     """Copy ``member`` (exact path, or the entry whose path ends with it) to ``dest``."""
+    import tarfile
+    import zipfile
+
     def pick(names: list[str]) -> str:
         for name in names:
             if name == member or name.endswith("/" + member):
@@ -171,7 +172,7 @@ def download(spec: FileSpec, model: str, progress: Progress | None = None) -> Pa
             with atomic_path(target) as tmp:
                 _extract_member(archive, spec.member, tmp)
                 _check_download(tmp, spec)
-    except (urllib.error.URLError, OSError, ValueError) as exc:
+    except (OSError, ValueError) as exc:  # urllib's URLError is an OSError
         reason = getattr(exc, "reason", None) or exc
         raise _missing(spec, model, f"downloading {spec.url} failed ({reason})") from exc
     return target

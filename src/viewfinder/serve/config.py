@@ -2,7 +2,7 @@
 
 The defaults were measured (docs/serve.md, "Batching"): ``max_batch=8``,
 ``max_wait_ms=2`` and a queue of 16 images (two batches: at twice the capacity an
-accepted request waits at most about 16 / capacity seconds, the rest get 503 at once).
+accepted request waits at most about (16 + 8) / capacity seconds, the rest get 503 at once).
 """
 
 from __future__ import annotations

@@ -21,7 +21,9 @@ Two solvers share that objective:
 * :func:`dcd` -- dual coordinate descent (Hsieh et al. 2008, liblinear's L1-loss
   SVM) generalised to per-coordinate regularisation and lower bounds (the bound's
   multiplier has a closed form, so ``w = max(u / r, lb)``), with positives' latent
-  entries fixed per outer round (CCCP). Numba kernels, float32 features.
+  entries fixed per outer round (CCCP), liblinear's shrinking, warm starts from a
+  previous solve's dual variables and a stop on the relative duality gap. Numba
+  kernels, float32 features.
 """
 
 from __future__ import annotations

@@ -72,6 +72,11 @@ def open_input(source: str | os.PathLike[str]) -> Any:
         return av.open(str(path), "r", format=fmt)
     except av.FFmpegError as exc:
         raise DecodeError(f"{path}: not a readable video ({ffmpeg_message(exc)})") from exc
+    except UnicodeDecodeError as exc:  # PyAV decodes container/stream metadata as UTF-8
+        raise DecodeError(f"{path}: not a readable video (metadata is not UTF-8: "
+                          f"{ffmpeg_message(exc)})") from exc
+    except ValueError as exc:  # PyAV's own checks while wrapping what FFmpeg found
+        raise DecodeError(f"{path}: not a readable video ({ffmpeg_message(exc)})") from exc
 
 
 def video_stream(container: Any, path: str | os.PathLike[str]) -> Any:
@@ -102,23 +107,33 @@ def probe(path: str | os.PathLike[str]) -> VideoInfo:
     Frame counts the container does not store (raw streams, some MKV/AVI files)
     are counted from packets, which reads the file but decodes nothing.
     """
+    import av
+
     with open_input(path) as container:
         stream = video_stream(container, path)
-        rate = stream.average_rate or stream.guessed_rate
-        fps = float(rate) if rate else 0.0
-        frames = int(stream.frames or 0)
-        if frames <= 0:
-            frames = _count_packets(container, stream)
-        if container.duration:
-            duration = container.duration / 1_000_000
-        elif stream.duration and stream.time_base:
-            duration = float(stream.duration * stream.time_base)
-        else:
-            duration = frames / fps if fps else 0.0
-        ctx = stream.codec_context
-        return VideoInfo(
-            path=str(Path(path)), container=container.format.name, codec=ctx.name,
-            width=int(stream.width), height=int(stream.height), fps=fps, frames=frames,
-            duration=round(duration, 6), pix_fmt=str(ctx.pix_fmt or ""),
-            bit_rate=int(container.bit_rate or ctx.bit_rate or 0),
-        )
+        try:
+            return _describe(container, stream, path)
+        except (av.FFmpegError, UnicodeDecodeError, ValueError) as exc:
+            raise DecodeError(f"{path}: probing the video stream failed "
+                              f"({ffmpeg_message(exc)})") from exc
+
+
+def _describe(container: Any, stream: Any, path: str | os.PathLike[str]) -> VideoInfo:
+    rate = stream.average_rate or stream.guessed_rate
+    fps = float(rate) if rate else 0.0
+    frames = int(stream.frames or 0)
+    if frames <= 0:
+        frames = _count_packets(container, stream)
+    if container.duration:
+        duration = container.duration / 1_000_000
+    elif stream.duration and stream.time_base:
+        duration = float(stream.duration * stream.time_base)
+    else:
+        duration = frames / fps if fps else 0.0
+    ctx = stream.codec_context
+    return VideoInfo(
+        path=str(Path(path)), container=container.format.name, codec=ctx.name,
+        width=int(stream.width), height=int(stream.height), fps=fps, frames=frames,
+        duration=round(duration, 6), pix_fmt=str(ctx.pix_fmt or ""),
+        bit_rate=int(container.bit_rate or ctx.bit_rate or 0),
+    )

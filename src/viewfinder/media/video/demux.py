@@ -39,9 +39,8 @@ def demux(source: str | os.PathLike[str], output: str | os.PathLike[str],
 
     Raises:
         FormatError: the codec is not H.264 or H.265.
+        DecodeError: the stream's parameter sets or packets cannot be read.
     """
-    import av
-
     out = check_output(output)
     with open_input(source) as container:
         stream = video_stream(container, source)
@@ -51,11 +50,22 @@ def demux(source: str | os.PathLike[str], output: str | os.PathLike[str],
                               "stream (only h264 and hevc)")
         _check_suffix(out, codec)
         raw = container.format.name in RAW_FORMATS.values()
-        bsf = None if raw else av.bitstream.BitStreamFilterContext(ANNEXB_FILTERS[codec], stream)
+        bsf = None if raw else _annexb_filter(ANNEXB_FILTERS[codec], stream, source)
         with atomic_path(out) as tmp, open(tmp, "wb") as fh:
             count = _copy_packets(container, stream, bsf, fh, progress, source)
     log.info("demuxed %s → %s: %d packets", source, out, count)
     return count
+
+
+def _annexb_filter(name: str, stream: Any, source: object) -> Any:
+    """The bitstream filter; it parses the stream's extradata (avcC/hvcC) on creation."""
+    import av
+
+    try:
+        return av.bitstream.BitStreamFilterContext(name, stream)
+    except (av.FFmpegError, ValueError) as exc:
+        raise DecodeError(f"{source}: {name} rejected the stream's parameter sets "
+                          f"({ffmpeg_message(exc)})") from exc
 
 
 def _copy_packets(container: Any, stream: Any, bsf: Any, fh: Any,

@@ -34,6 +34,7 @@ Example (every key optional; see docs/convert.md)::
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -116,7 +117,7 @@ def parse_batch(value: int | str | None) -> int | str | None:
         return value
     try:
         batch = int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ConfigError(f"batch {value!r}: expected 'dynamic' or a positive int") from None
     if batch < 1:
         raise ConfigError(f"batch {value!r}: expected 'dynamic' or a positive int")
@@ -162,8 +163,10 @@ def _options(data: dict[str, Any], base: Path) -> ConvertOptions:
         if "std" in pre:
             raise ConfigError("[preprocess] give std or scale, not both")
         scale = pre.pop("scale")
-        scales = scale if isinstance(scale, list) else [scale] * 3
-        pre["std"] = [1.0 / float(s) for s in scales]
+        scales = [float(s) for s in (scale if isinstance(scale, list) else [scale] * 3)]
+        if not all(math.isfinite(s) and s != 0 for s in scales):
+            raise ConfigError(f"[preprocess] scale {scale}: expected finite non-zero numbers")
+        pre["std"] = [1.0 / s for s in scales]
     for key in ("mean", "std", "crop"):
         if key in pre:
             pre[key] = tuple(pre[key]) if isinstance(pre[key], list) else (pre[key],) * 3

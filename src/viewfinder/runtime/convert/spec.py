@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -65,8 +66,13 @@ class PreprocessSpec:
             if len(values) != 3:
                 raise ConfigError(f"preprocess {name}: expected 3 values, got {len(values)}")
             object.__setattr__(self, name, tuple(float(v) for v in values))
+        if not all(math.isfinite(v) for v in self.mean):
+            raise ConfigError(f"preprocess mean: expected finite numbers, got {list(self.mean)}")
         if any(s == 0 for s in self.std):
             raise ConfigError(f"preprocess std: must not be 0, got {list(self.std)}")
+        if not all(math.isfinite(s) and math.isfinite(1.0 / s) for s in self.std):
+            raise ConfigError(f"preprocess std: expected finite numbers whose inverse is "
+                              f"finite, got {list(self.std)}")
         self._check_sizes()
 
     def _check_sizes(self) -> None:
