@@ -255,7 +255,11 @@ def run_atheris(h: Harness, seeds: list[bytes], seconds: float, argv0: str) -> N
             return atheris.Mutate(data, max_size)
         return mutate(Chooser(rng=rng), bytes(data), h.target.ops)[:max_size]
 
-    rss_limit = (_status_kb("VmRSS") >> 10) + h.memory_mb
+    # libFuzzer reads the peak RSS from getrusage, which on Linux keeps the peak of the
+    # process this one was forked from (a pytest worker holding models: ~2 GB): start the
+    # budget from that peak, not from the current RSS
+    peak_kb = max(_status_kb("VmRSS"), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+    rss_limit = (peak_kb >> 10) + h.memory_mb
     args = [argv0, str(corpus), f"-max_total_time={max(1, int(round(seconds)))}",
             f"-timeout={int(h.target.input_seconds) + 1}", f"-rss_limit_mb={rss_limit}",
             f"-max_len={max_len}", f"-artifact_prefix={h.out}/", "-print_final_stats=1"]

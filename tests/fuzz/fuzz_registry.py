@@ -20,19 +20,7 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
     CONVERT_TOML, ONNX_MODEL)}
 
 #: target -> signatures of crashes found, reported, and awaiting a fix by the file's owner.
-KNOWN: dict[str, set[str]] = {
-    "video": {"UnicodeDecodeError @ viewfinder/media/video/_open.py",
-              "InvalidDataError @ viewfinder/media/video/demux.py"},
-    "darknet_cfg": {"MemoryError @ viewfinder/detect/darknet_cfg.py",
-                    "OverflowError @ viewfinder/detect/darknet_cfg.py"},
-    "detfile": {"RecursionError @ viewfinder/eval/detfile.py",
-                "UnicodeDecodeError @ viewfinder/eval/detfile.py"},
-    "convert_toml": {"OverflowError @ viewfinder/runtime/convert/config.py",
-                     "ZeroDivisionError @ viewfinder/runtime/convert/config.py",
-                     "PropertyViolation @ mean/std not finite"},
-    "dpm_mat": {"TypeError @ viewfinder/dpm/model.py", "ValueError @ viewfinder/dpm/model.py",
-                "SIGSEGV @ dpm_mat"},
-}
+KNOWN: dict[str, set[str]] = {}
 
 
 def shared_or_none() -> Path | None:

@@ -55,7 +55,7 @@ def test_png_chunk_claiming_2gib_is_refused_before_opencv_allocates_it() -> None
         decode_image(cut, "nv12")
 
 
-# --------------------------------------------------------------------------- other owners
+# --------------------------------------------------------------------------- fixed since
 # Found by the video target (UnicodeDecodeError @ viewfinder/media/video/_open.py):
 # an MP4 whose metadata is not UTF-8; PyAV decodes container metadata while opening.
 _MP4_BAD_METADATA = base64.b64decode(
@@ -65,9 +65,6 @@ _MP4_BAD_METADATA = base64.b64decode(
     "AAAAAAAAAAEAAAAAAAAAAAAAAAAAAAAB")
 
 
-@pytest.mark.xfail(strict=True, raises=UnicodeDecodeError,
-                   reason="media/video/_open.py open_input: av.open raises UnicodeDecodeError "
-                          "on non-UTF-8 metadata; catch it (and ValueError) as DecodeError")
 def test_mp4_with_non_utf8_metadata_is_a_decode_error(tmp_path: Path) -> None:
     from viewfinder.media.video import probe
 
@@ -87,9 +84,6 @@ def _tiny_h264_mp4(path: Path) -> Path:
     return path
 
 
-@pytest.mark.xfail(strict=True, reason="media/video/demux.py demux: "
-                   "BitStreamFilterContext(h264_mp4toannexb) is built outside the try, so a "
-                   "malformed avcC raises av InvalidDataError; wrap it as DecodeError")
 def test_demux_of_a_malformed_avcc_is_a_decode_error(tmp_path: Path) -> None:
     """Found by the video target on one_face_640x480_h264.mp4: avcC numOfSPS 1 -> 8."""
     from viewfinder.media.video import demux
@@ -110,11 +104,6 @@ _YOLO_CFG = "[net]\nwidth=32\nheight=32\nchannels=3\n[convolutional]\nfilters=21
             "stride=1\npad=1\nactivation=linear\n[yolo]\nanchors=10,14\nnum={num}\n"
 
 
-@pytest.mark.xfail(strict=True, raises=OverflowError,
-                   reason="detect/darknet_cfg.py _yolo_shape: mask defaults to "
-                          "tuple(range(num)) before num is checked against the anchors; "
-                          "num=2**31 allocates 16 GB (MemoryError under the fuzz budget), "
-                          "num=2**70 overflows; check len(anchors) == 2*num first")
 def test_yolo_num_out_of_range_is_a_config_error() -> None:
     from viewfinder.detect.darknet_cfg import parse_cfg_text
     from viewfinder.errors import ConfigError
@@ -124,9 +113,6 @@ def test_yolo_num_out_of_range_is_a_config_error() -> None:
     _one_line(info.value)
 
 
-@pytest.mark.xfail(strict=True, raises=RecursionError,
-                   reason="eval/detfile.py _parse_json_line: json.loads of a deeply nested "
-                          "line raises RecursionError; catch it as FormatError")
 def test_detections_line_nested_deeply_is_a_format_error(tmp_path: Path) -> None:
     from viewfinder.eval.detfile import read_detections
 
@@ -136,9 +122,6 @@ def test_detections_line_nested_deeply_is_a_format_error(tmp_path: Path) -> None
         read_detections(path)
 
 
-@pytest.mark.xfail(strict=True, raises=UnicodeDecodeError,
-                   reason="eval/detfile.py _read_comp: read_text(utf-8) raises "
-                          "UnicodeDecodeError; catch it as FormatError naming the file")
 def test_devkit_detections_file_not_utf8_is_a_format_error(tmp_path: Path) -> None:
     from viewfinder.eval.detfile import read_detections
 
@@ -148,10 +131,6 @@ def test_devkit_detections_file_not_utf8_is_a_format_error(tmp_path: Path) -> No
         read_detections(path)
 
 
-@pytest.mark.xfail(strict=True, raises=(OverflowError, ZeroDivisionError),
-                   reason="runtime/convert/config.py: batch = inf -> int(inf) OverflowError in "
-                          "parse_batch; scale = 0 -> 1/0 ZeroDivisionError in _options; both "
-                          "escape load_config's (TypeError, ValueError) handler")
 @pytest.mark.parametrize("text", ["[shape]\nbatch = inf\n", "[preprocess]\nscale = 0\n",
                                   "[preprocess]\nscale = [1, 0, 1]\n"])
 def test_convert_config_numbers_out_of_range_are_config_errors(tmp_path: Path,
@@ -166,9 +145,6 @@ def test_convert_config_numbers_out_of_range_are_config_errors(tmp_path: Path,
     _one_line(info.value)
 
 
-@pytest.mark.xfail(strict=True, reason="runtime/convert/spec.py PreprocessSpec accepts a "
-                   "NaN or infinite mean/std (TOML nan/inf), so the converted model outputs "
-                   "NaN; require finite values (ConfigError)")
 @pytest.mark.parametrize("text", ["[preprocess]\ninput = \"rgb\"\nmean = nan\n",
                                   "[preprocess]\ninput = \"rgb\"\nstd = [inf, 1, 1]\n",
                                   "[preprocess]\ninput = \"rgb\"\nscale = nan\n"])
@@ -184,9 +160,6 @@ def test_convert_config_non_finite_mean_or_std_is_a_config_error(tmp_path: Path,
         load_config(path)
 
 
-@pytest.mark.xfail(strict=True, raises=TypeError,
-                   reason="dpm/model.py _deformable: int(np.atleast_1d(r.rhs)[0]) on a "
-                          "2-D rhs raises TypeError; check the struct's shapes (ModelError)")
 def test_dpm_rule_with_2d_rhs_is_a_model_error(shared: Path, tmp_path: Path) -> None:
     """Found by the dpm_mat target: a deformation rule whose ``rhs`` is a 2x2 array."""
     import scipy.io
@@ -207,9 +180,6 @@ def test_dpm_rule_with_2d_rhs_is_a_model_error(shared: Path, tmp_path: Path) -> 
     _one_line(info.value)
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError,
-                   reason="dpm/model.py load_voc_release5: int(mat.m.start) on a text 'start' "
-                          "raises ValueError; convert the struct's scalars with ModelError")
 def test_dpm_text_start_symbol_is_a_model_error(shared: Path, tmp_path: Path) -> None:
     """Found by the dpm_mat target (atheris): ``model.start`` replaced by the text 'x'."""
     import scipy.io
@@ -241,10 +211,6 @@ _MAT_SEGV = b"MATLAB 5.0 MAT-file, viewfinder fuzz regression".ljust(116, b" ") 
         "AAACAAAAAgAAAAEAAAAAAAAACQAAACAAAAAAAAAAAADwPwAAAAAAAPA/AAAAAAAA8D8AAAAAAADwPw==")
 
 
-@pytest.mark.xfail(strict=True, reason="dpm/model.py _load_struct: scipy.io.loadmat (scipy "
-                   "1.17.1, _mio5 read_var_array) segfaults on this file, which no except can "
-                   "catch: parse .mat files in a child process (or check every MAT element's "
-                   "size against the file first), and report it to scipy")
 def test_dpm_mat_that_segfaults_scipy_is_a_model_error(tmp_path: Path) -> None:
     import subprocess
     import sys

@@ -7,8 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from viewfinder.runtime import fetch
-
 
 @pytest.mark.parametrize(("args", "expect"), [
     (("models", "list"), ["scrfd_500m", "dpm/VOC2007_person", "yolov3-tiny"]),
@@ -56,6 +54,6 @@ def test_models_errors_are_one_line_exit_2(run_cli, monkeypatch: pytest.MonkeyPa
     def offline(*a, **k):
         raise urllib.error.URLError("offline")
 
-    monkeypatch.setattr(fetch.urllib.request, "urlopen", offline)
+    monkeypatch.setattr("urllib.request.urlopen", offline)
     code, out, err = run_cli(*args)
     assert code == 2 and match in err and err.count("\n") == 1

@@ -174,7 +174,7 @@ def test_offline_error_names_file_url_and_where_to_put_it(monkeypatch: pytest.Mo
     def offline(*args, **kwargs):
         raise urllib.error.URLError("Name or service not known")
 
-    monkeypatch.setattr(fetch.urllib.request, "urlopen", offline)
+    monkeypatch.setattr("urllib.request.urlopen", offline)
     with pytest.raises(ModelNotFoundError) as err:
         zoo.resolve("scrfd_10g")
     msg = str(err.value)
@@ -185,7 +185,7 @@ def test_offline_error_names_file_url_and_where_to_put_it(monkeypatch: pytest.Mo
 
 
 def test_no_fetch_means_no_network(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(fetch.urllib.request, "urlopen", pytest.fail)
+    monkeypatch.setattr("urllib.request.urlopen", pytest.fail)
     with pytest.raises(ModelNotFoundError, match="models fetch scrfd_10g"):
         zoo.resolve("scrfd_10g", fetch=False)
 
