@@ -146,12 +146,11 @@ def draw_detections(image: np.ndarray, dets: Any, *, boxes: bool = True, points:
         return out
     order = np.argsort(dets.scores, kind="stable")
     tracks = dets.track_ids
-    if parts and dets.parts is not None:
-        for i in order:
-            valid = [b for b in dets.parts[i] if np.isfinite(b).all()]
-            if len(valid) > 1:
-                out = draw_boxes(out, np.asarray(valid[1:]), None,
-                                 [(255, 64, 0)] * (len(valid) - 1), 1)
+    if parts and dets.parts is not None:  # the parts, after each detection's root filter
+        found = dets.parts[order][:, 1:].reshape(-1, 4)
+        found = found[np.isfinite(found).all(axis=1)]
+        if len(found):
+            out = draw_boxes(out, found, None, [(255, 64, 0)] * len(found), 1)
     if boxes:
         colors = [color_for(int(tracks[i]) if tracks is not None else int(dets.class_ids[i]))
                   for i in order]

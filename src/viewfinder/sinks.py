@@ -123,7 +123,7 @@ class AnnotatedSink:
         self._targets = _targets(self.out, self.layout, source.entries)
         self._draw = draw or _draw_result
         self._writers: dict[str, Any] = {}
-        self._fps = _stream_rates(source.entries)
+        self._fps = _stream_rates(source)
 
     def part(self, locations: Iterable[str]) -> AnnotatedSink:
         """This sink for some of its inputs only (the same targets, nothing open), to send
@@ -191,15 +191,14 @@ def _fit(picture: np.ndarray, writer: Any) -> np.ndarray:
     return cv2.resize(picture, (stream.width, stream.height), interpolation=cv2.INTER_AREA)
 
 
-def _stream_rates(entries: list[Entry]) -> dict[str, float]:
-    rates = {}
-    for e in entries:
-        if e.kind == "video":
-            from viewfinder.errors import ViewfinderError
-            from viewfinder.media.video import probe
+def _stream_rates(source: Source) -> dict[str, float]:
+    from viewfinder.errors import ViewfinderError
 
+    rates = {}
+    for e in source.entries:
+        if e.kind == "video":
             with contextlib.suppress(ViewfinderError):  # it fails again, reported, when read
-                rates[e.location] = probe(e.location).fps or 25.0
+                rates[e.location] = source.probe(e.location).fps or 25.0
     return rates
 
 

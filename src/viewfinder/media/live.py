@@ -141,10 +141,7 @@ class LiveReader:
 
     # ------------------------------------------------------------------ consumer side
     def __iter__(self) -> Iterator[LiveFrame]:
-        self._thread = threading.Thread(target=self._work, name=f"live {self.location}",
-                                        daemon=True)
-        self.stats.started = time.monotonic()
-        self._thread.start()
+        self.start()
         delivered = 0
         try:
             while self.max_frames is None or delivered < self.max_frames:
@@ -182,12 +179,6 @@ class LiveReader:
             self._thread = threading.Thread(target=self._work, name=f"live {self.location}",
                                             daemon=True)
             self._thread.start()
-
-    def wait(self, timeout: float) -> None:
-        """Block until a frame (or the end) is ready, or ``timeout`` seconds pass."""
-        with self._cond:
-            if not self._buf:
-                self._cond.wait(timeout)
 
     def _take(self) -> Any:
         with self._cond:

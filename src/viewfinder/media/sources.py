@@ -174,6 +174,16 @@ class Source:
         self.timeout = float(timeout)
         self.live, self.reconnect = live, int(reconnect)
         self.readers: dict[str, Any] = {}
+        self._probed: dict[str, Any] = {}
+
+    def probe(self, location: str) -> Any:
+        """:func:`viewfinder.media.video.probe` of a video entry, once per source (a raw
+        stream's probe reads the whole file to count its packets)."""
+        if location not in self._probed:
+            from viewfinder.media.video import probe  # stills need no video modules
+
+            self._probed[location] = probe(location)
+        return self._probed[location]
 
     @property
     def images(self) -> int:
@@ -191,10 +201,8 @@ class Source:
             return None
         n = self.images
         for e in self.streams:
-            from viewfinder.media.video import probe  # stills need no video modules
-
             try:
-                frames = probe(e.location).frames
+                frames = self.probe(e.location).frames
             except ViewfinderError:
                 frames = 1  # it fails when opened, as one failure
             n += min(frames, self.max_frames) if self.max_frames else frames
@@ -204,7 +212,7 @@ class Source:
         """A source over some of these entries, with the same options (and readers)."""
         sub = Source(entries, max_frames=self.max_frames, timeout=self.timeout,
                      live=self.live, reconnect=self.reconnect)
-        sub.readers = self.readers
+        sub.readers, sub._probed = self.readers, self._probed
         return sub
 
     @property
@@ -235,11 +243,8 @@ class Source:
 
     def item(self, entry: Entry, frame: Any) -> Item:
         """The :class:`Item` of a :class:`~viewfinder.media.live.LiveFrame` of ``entry``."""
-        h, w = frame.image.shape[:2]
-        path = entry.location if entry.kind == "video" else None
-        return Item(frame.image, Origin(entry.source, path, entry.location, frame.index,
-                                        frame.time, w, h, entry.relpath),
-                    frame.captured if entry.live else None)
+        return _frame_item(entry, frame.index, frame.time, frame.image,
+                           frame.captured if entry.live else None)
 
     def _read_stream(self, entry: Entry) -> Iterator[Item | Failure]:
         """Frames of a video, camera or URL; one failure when it cannot be opened."""
@@ -251,10 +256,7 @@ class Source:
             if frames.reader is not None:
                 self.readers[entry.location] = frames.reader
             for index, t, image in frames:
-                h, w = image.shape[:2]
-                path = entry.location if entry.kind == "video" else None
-                yield Item(image, Origin(entry.source, path, entry.location, index, t, w, h,
-                                         entry.relpath), frames.captured)
+                yield _frame_item(entry, index, t, image, frames.captured)
             errors = frames.errors
         except ViewfinderError as exc:
             yield Failure(entry.source, entry.location, str(exc), entry.location)
@@ -395,3 +397,12 @@ def _read_still(entry: Entry) -> Item | Failure:
     h, w = image.shape[:2]
     return Item(image, Origin(entry.source, entry.location, None, None, None, w, h,
                               entry.relpath))
+
+
+def _frame_item(entry: Entry, index: int, t: float, image: np.ndarray,
+                captured: float | None) -> Item:
+    """The :class:`Item` of frame ``index`` of a stream entry."""
+    h, w = image.shape[:2]
+    path = entry.location if entry.kind == "video" else None
+    return Item(image, Origin(entry.source, path, entry.location, index, t, w, h,
+                              entry.relpath), captured)
