@@ -21,6 +21,7 @@ solve (examples, warm start, passes, seconds, objective) and the held-out AP07.
 from __future__ import annotations
 
 import argparse
+import resource
 import statistics
 import sys
 import tempfile
@@ -312,7 +313,7 @@ def bench_solvers_on_real_cache(model, voc_root, params) -> None:
 
 
 def bench_full_run(voc: str, cls: str, out: str, overrides: dict,
-                   save_caches: str | None = None) -> None:
+                   save_caches: str | None = None, workers: int = 0) -> None:
     """Train on a real VOC set (``--voc``): wall and CPU time per stage, every solve, AP."""
     import logging
 
@@ -337,9 +338,11 @@ def bench_full_run(voc: str, cls: str, out: str, overrides: dict,
     params = TrainParams().replace(**overrides)
     print(f"\nfull run: {voc} class {cls}, params {overrides or 'defaults'} -> {out}")
     t0, c0 = time.perf_counter(), time.process_time()
-    run = train(voc, cls, out, params)
+    run = train(voc, cls, out, params, workers=workers)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    print(f"\ntraining: {wall:.0f} s wall, {cpu:.0f} s process CPU (all threads)")
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    print(f"\ntraining: {wall:.0f} s wall, {cpu:.0f} s process CPU (all threads), "
+          f"{kids.ru_utime + kids.ru_stime:.0f} s CPU of {workers} worker processes")
     print(f"  {'stage':14s} {'wall s':>8s} {'CPU s':>8s}")
     for stage, secs in run.stage_seconds.items():
         print(f"  {stage:14s} {secs:8.1f} {run.stage_cpu_seconds.get(stage, float('nan')):8.1f}")
@@ -349,7 +352,7 @@ def bench_full_run(voc: str, cls: str, out: str, overrides: dict,
         print(f"  {k:5d} {sv['stage']:13s} {sv['examples']:8d} {str(sv['warm']):>5s} "
               f"{sv['passes']:6d} {sv['seconds']:8.2f} {sv['objective']:10.6f}")
     for split in ("test",):
-        res = evaluate(run.model, voc, split, cls)
+        res = evaluate(run.model, voc, split, cls, workers=workers)
         print(f"  AP07 on {split}: {res.ap:.4f} ({res.seconds:.0f} s to evaluate)")
 
 
@@ -374,6 +377,8 @@ def main() -> None:
     ap.add_argument("--cache", nargs="+", metavar="NPZ",
                     help="only compare the solvers before/after on saved caches")
     ap.add_argument("-C", type=float, default=0.001, help="C for --cache")
+    ap.add_argument("--workers", type=int, default=0,
+                    help="with --voc: worker processes for the searches (the same model)")
     args = ap.parse_args()
     print(describe_host(["numpy", "numba", "scipy", "sklearn"]))
     if args.cache:
@@ -386,7 +391,7 @@ def main() -> None:
                      for k, v in (kv.split("=", 1) for kv in args.set)}
         with tempfile.TemporaryDirectory() as tmp:
             bench_full_run(args.voc, args.cls, args.out or str(Path(tmp) / "run"), overrides,
-                           args.save_caches)
+                           args.save_caches, args.workers)
         return
     bench_pass(args.n, args.d, args.repeat)
     if not args.no_run:

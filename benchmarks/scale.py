@@ -12,6 +12,13 @@ first result), the threads each worker read back from its sessions, and whether 
 three JSON-lines files are byte-identical. Then the per-image costs of one worker
 (1 thread): read (file bytes), decode, infer, write (record + JSON line): the
 figures docs/scale.md extrapolates from.
+
+Last, DPM training's mining stage (``--no-dpm`` skips it): ``viewfinder dpm train``
+at the defaults on coco256-voc person, stopped after ``root_init`` and after
+``parts_init``; with each model, one mining pass over the negative images (every
+window above -1.002) and one relabelling pass over the positive images, serial, on
+the pool and on Ray, with the workers started beforehand (their start-up printed
+apart), and whether the three engines found the same windows and features.
 """
 
 from __future__ import annotations
@@ -148,10 +155,11 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--no-ray", action="store_true")
+    parser.add_argument("--no-dpm", action="store_true")
+    parser.add_argument("--no-runs", action="store_true", help="only the DPM section")
     args = parser.parse_args()
 
     from viewfinder.config import shared_dir
-    from viewfinder.media.sources import open_source
 
     os.environ.setdefault("VIEWFINDER_MODELS", str(shared_dir() / "models"))
     ray = not args.no_ray
@@ -161,9 +169,20 @@ def main() -> int:
         except ImportError:
             print("ray not installed: pip install 'viewfinder[ray]' (Ray skipped)")
             ray = False
-    print(describe_host(["numpy", "cv2", "onnxruntime", "openvino", "ray"]))
-    spec = _spec(args.task)
+    print(describe_host(["numpy", "cv2", "onnxruntime", "openvino", "ray", "numba"]))
     tmp = Path(tempfile.mkdtemp(prefix="vf-scale-bench-"))
+    same = True if args.no_runs else _runs(args, ray, tmp)
+    if not args.no_dpm:
+        same = _dpm_mining(args.workers, ray, tmp) and same
+    return 0 if same else 1
+
+
+def _runs(args, ray: bool, tmp: Path) -> bool:
+    """The task over images and videos on every engine; whether outputs are identical."""
+    from viewfinder.config import shared_dir
+    from viewfinder.media.sources import open_source
+
+    spec = _spec(args.task)
     listing = _inputs(shared_dir(), args.images, args.videos, tmp)
     source = open_source(listing, max_frames=args.frames)
     print(f"inputs: {source.images} images + {len(source.streams)} videos x {args.frames} "
@@ -203,7 +222,87 @@ def main() -> int:
     print("per image, one worker, 1 thread (median ms): " + ", ".join(
         f"{k} {v:.2f}" for k, v in costs.items()) + f"; total {total:.1f} ms "
           f"= {1000 / total:.1f} images/s per core")
-    return 0 if same else 1
+    return same
+
+
+def _mining_units(model, data, params, kind: str) -> list:
+    from viewfinder.dpm.train.mining import ImageUnit, model_token, window_limit
+
+    token = model_token(model)
+    if kind == "negatives":  # each image's share of the cache, as training asks
+        limit = window_limit(model, params.cache_examples, params.cache_bytes,
+                             len(data.negatives), params.max_neg_per_image)
+        return [ImageUnit("negatives", token, model, i, threshold=params.neg_margin,
+                          limit=limit) for i in data.negatives]
+    by_image: dict[str, list] = {}
+    for pos in data.positives:
+        by_image.setdefault(pos.image_id, []).append(pos.box)
+    return [ImageUnit("positives", token, model, i, tuple(b), params.min_overlap)
+            for i, b in by_image.items()]
+
+
+def _digest(h, res: list) -> None:
+    """Add one image's search results to the hash ``h``."""
+    for item in res:
+        if isinstance(item, tuple):  # a window: key, component, features
+            h.update(repr(item[:2]).encode())
+            h.update(item[2].tobytes())
+        else:  # a BoxResult
+            for comp, feat in item.entries or []:
+                h.update(str(comp).encode())
+                h.update(feat.tobytes())
+
+
+def _dpm_mining(workers: int, ray: bool, tmp: Path) -> bool:
+    """Mining and relabelling passes of DPM training, serial vs pool vs Ray."""
+    import json
+
+    from viewfinder.config import shared_dir
+    from viewfinder.dpm.train.data import TrainingData
+    from viewfinder.dpm.train.mining import SearchSetup, search_image
+    from viewfinder.dpm.train.params import TrainParams
+    from viewfinder.dpm.train.stages import train
+    from viewfinder.scale.mapper import open_mapper
+
+    voc = shared_dir() / "data" / "coco256-voc"
+    params = TrainParams()
+    t0 = time.perf_counter()
+    models = {stage: train(voc, "person", tmp / "dpm-run", params, until=stage).model
+              for stage in ("root_init", "parts_init")}
+    data = TrainingData.from_dict(json.loads((tmp / "dpm-run" / "data.json").read_text()))
+    print(f"\nDPM mining stage (coco256-voc person, defaults; root_init + parts_init "
+          f"trained in {time.perf_counter() - t0:.0f} s): {len(data.negatives)} negative, "
+          f"{len({p.image_id for p in data.positives})} positive images")
+    setup = SearchSetup(str(voc), "train", params.sbin, params.interval,
+                        params.pyramid_cache_mb * 1_000_000)
+    engines = [("serial", 0, "pool"), ("pool", workers, "pool")] + (
+        [("ray", workers, "ray")] if ray else [])
+    print(f"{'model':11} {'pass':10} {'engine':7} {'start s':>8} {'wall s':>8} "
+          f"{'speed-up':>9} {'windows':>8}  digest")
+    same = True
+    serial: dict[tuple[str, str], tuple[float, str]] = {}  # wall time and digest per pass
+    for name, n, engine in engines:
+        t0 = time.perf_counter()
+        mapper = open_mapper(search_image, setup, workers=n, engine=engine)
+        list(mapper.map(_mining_units(models["root_init"], data, params, "negatives")[:1]))
+        start = time.perf_counter() - t0
+        with mapper:
+            for stage, model in models.items():
+                for kind in ("negatives", "positives"):
+                    units = _mining_units(model, data, params, kind)
+                    t0, h, count = time.perf_counter(), hashlib.sha256(), 0
+                    for res in mapper.map(units):  # streamed: windows are MBs an image
+                        _digest(h, res)
+                        count += len(res)
+                    wall = time.perf_counter() - t0
+                    mine = h.hexdigest()[:12]
+                    base, digest = serial.setdefault((stage, kind), (wall, mine))
+                    same = same and digest == mine
+                    print(f"{stage:11} {kind:10} {name:7} {start:8.1f} {wall:8.1f} "
+                          f"{base / wall:8.2f}x {count:8d}  {mine}", flush=True)
+    print(f"DPM searches identical across engines: {'yes' if same else 'NO'}")
+    return same
+
 
 
 if __name__ == "__main__":

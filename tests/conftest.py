@@ -42,3 +42,29 @@ def run_cli(capsys: pytest.CaptureFixture[str]):
         return code, captured.out, captured.err
 
     return _run
+
+
+@pytest.fixture(scope="session")
+def local_ray():
+    """One local Ray (2 CPUs, no dashboard) for the session; the engines do not shut
+    down a Ray they did not start. Its workers find ``tests/scale/scale_helpers`` on
+    PYTHONPATH. Tests using it share the ``scale-ray`` xdist group (one Ray per test
+    process)."""
+    import logging
+    import os
+
+    import ray
+
+    old = os.environ.get("PYTHONPATH")
+    here = str(Path(__file__).parent / "scale")
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (here, old) if p)
+    try:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+                 logging_level=logging.WARNING)
+        yield ray
+        ray.shutdown()
+    finally:
+        if old is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = old

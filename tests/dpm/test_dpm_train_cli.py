@@ -52,3 +52,23 @@ def test_help_lists_every_parameter_with_its_source(run_cli):
     for flag in ("--components", "--parts", "-C", "--cache-examples", "--solver", "--neg-rounds"):
         assert flag in out
     assert "rel5" in out
+
+
+def test_workers_give_the_serial_model_and_ap(run_cli, voc, tmp_path):
+    """``--workers 2`` on train and eval: the same model file and the same AP line."""
+    import numpy as np
+
+    outputs = {}
+    for workers in ("0", "2"):
+        out = tmp_path / f"run{workers}"
+        code, _, err = run_cli("dpm", "train", "--voc", voc, "--class", CLASS, "--out", out,
+                               *FAST, "-C", "0.02", "--workers", workers)
+        assert code == 0, err
+        code, stdout, err = run_cli("dpm", "eval", "--voc", voc, "--model", out,
+                                    "--workers", workers)
+        assert code == 0, err
+        ap_line = next(ln for ln in stdout.splitlines() if " AP " in ln)
+        with np.load(out / "final.npz") as f:
+            outputs[workers] = ({k: f[k].tobytes() for k in f.files}, ap_line.split("(")[0],
+                                ap_line.split(", ")[2])
+    assert outputs["0"] == outputs["2"]

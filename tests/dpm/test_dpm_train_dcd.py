@@ -254,7 +254,7 @@ class _StubModel:
     (lambda c, m: m.set_vector(m.w + 0.1), 2, [False, True]),         # model moved
 ])
 def test_an_unchanged_cache_is_not_solved_again(change, solves, warm, caplog):
-    trainer = _Trainer(None, "x", None, TrainParams(C=1.0), None)
+    trainer = _Trainer(None, "x", None, TrainParams(C=1.0), None, None)
     cache = FeatureCache(np.array([0, 3]), 10, 10_000)
     cache.set_positives([[(0, _feat(1.0))], [(0, _feat(0.8))]], ["p1", "p2"])
     for k in range(4):

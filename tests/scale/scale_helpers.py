@@ -86,3 +86,23 @@ def pid_and_threads(state: Any, unit: Any) -> Any:
     from viewfinder.scale.threads import thread_report
 
     return thread_report(state)
+
+
+def boom(state: Any, unit: Any) -> Any:
+    """``map_units`` work: raise on unit ``"bad"`` (an error of the work, not a lost worker)."""
+    if unit == "bad":
+        raise ValueError("bad unit")
+    return unit
+
+
+@dataclass(frozen=True)
+class CountingSetup:
+    """Setup that returns its process id (so a test sees which worker ran a unit)."""
+
+    def __call__(self) -> int:
+        return os.getpid()
+
+
+def setup_pid(state: Any, unit: Any) -> Any:
+    """``map_units`` work: ``(unit, the pid its setup ran in, this pid)``."""
+    return unit, state, os.getpid()

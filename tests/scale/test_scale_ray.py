@@ -18,30 +18,6 @@ ARGS = ["--model", "yolov3-tiny", "--backend", "ort", "--max-frames", "4"]
 
 
 @pytest.fixture(scope="session")
-def local_ray():
-    """One local Ray for the session (the engine does not shut down a Ray it did not start);
-    its workers find ``scale_helpers`` (this folder) on PYTHONPATH."""
-    import logging
-    import os
-
-    import ray
-
-    old = os.environ.get("PYTHONPATH")
-    here = str(Path(__file__).parent)
-    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (here, old) if p)
-    try:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-                 logging_level=logging.WARNING)
-        yield ray
-        ray.shutdown()
-    finally:
-        if old is None:
-            os.environ.pop("PYTHONPATH", None)
-        else:
-            os.environ["PYTHONPATH"] = old
-
-
-@pytest.fixture(scope="session")
 def ray_inputs(inputs, tmp_path_factory) -> Path:
     """Three photos (one truncated) and the victim image, as one folder."""
     folder = tmp_path_factory.mktemp("ray-photos")

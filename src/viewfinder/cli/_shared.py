@@ -68,22 +68,29 @@ def _scale_meta(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
     return value
 
 
-def scale_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    """--workers, --engine, --address, --format (passed on as ``workers``, ``engine``,
-    ``address``, ``fmt``: hand them to :func:`run_task` as ``**kwargs``)."""
-    f = click.option("--format", "fmt", type=click.Choice(("jsonl", "parquet")),
-                     default="jsonl", show_default=True, callback=_scale_meta,
-                     help="Results format; parquet needs --engine ray and --json DIR/.")(f)
+def engine_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """--workers, --engine, --address (passed on as ``workers``, ``engine``, ``address``).
+
+    Also for the commands that spread their own work (``dpm train``, ``dpm eval``)."""
     f = click.option("--address", metavar="auto|HOST:PORT", callback=_scale_meta,
                      help="--engine ray: the cluster to join (default: start a local one).")(f)
     f = click.option("--engine", type=click.Choice(("pool", "ray")), default="pool",
                      show_default=True, callback=_scale_meta,
-                     help="pool: local worker processes; ray: a Ray cluster (Ray Data "
+                     help="pool: local worker processes; ray: a Ray cluster (Ray "
                           "actors; pip install 'viewfinder[ray]').")(f)
     return click.option("--workers", type=click.IntRange(min=0), default=0,
                         callback=_scale_meta,
                         help="Worker processes (ray: actors), one model each, the cores "
                              "split between them (0: this process; ray: all CPUs).")(f)
+
+
+def scale_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """:func:`engine_options` and --format (passed on as ``fmt``: hand them all to
+    :func:`run_task` as ``**kwargs``)."""
+    f = click.option("--format", "fmt", type=click.Choice(("jsonl", "parquet")),
+                     default="jsonl", show_default=True, callback=_scale_meta,
+                     help="Results format; parquet needs --engine ray and --json DIR/.")(f)
+    return engine_options(f)
 
 
 def _scale_settings(threads: int = 0) -> Any:

@@ -121,6 +121,8 @@ class _StageProgress:
 
 
 def _train_command() -> click.Command:
+    from viewfinder.cli._shared import engine_options
+
     @click.command("train", help=_TRAIN_HELP)
     @click.option("--voc", "voc", required=True, type=click.Path(), help="VOC-layout set.")
     @click.option("--class", "cls", required=True, help="Class to train (as annotated).")
@@ -130,7 +132,9 @@ def _train_command() -> click.Command:
     @click.option("--small", is_flag=True, help="Small-set preset (1 component, 4 parts, "
                   "interval 4) before the options below.")
     @_param_options
-    def train_cmd(voc: str, cls: str, out: str, split: str, small: bool, **options: Any) -> None:
+    @engine_options
+    def train_cmd(voc: str, cls: str, out: str, split: str, small: bool, workers: int,
+                  engine: str, address: str | None, **options: Any) -> None:
         from rich.console import Console
         from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn
 
@@ -140,7 +144,8 @@ def _train_command() -> click.Command:
         console = Console(stderr=True)
         with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
                       console=console, transient=False) as bar:
-            result = train(voc, cls, out, params, split=split, progress=_StageProgress(bar))
+            result = train(voc, cls, out, params, split=split, progress=_StageProgress(bar),
+                           workers=workers, engine=engine, address=address)
         if result.resumed_from:
             click.echo(f"resumed after stage {result.resumed_from}")
         for stage, secs in result.stage_seconds.items():
@@ -153,6 +158,8 @@ def _train_command() -> click.Command:
 
 
 def _eval_command() -> click.Command:
+    from viewfinder.cli._shared import engine_options
+
     @click.command("eval", help=_EVAL_HELP)
     @click.option("--voc", "voc", required=True, type=click.Path(), help="VOC-layout set.")
     @click.option("--model", "model_path", required=True, type=click.Path(),
@@ -161,8 +168,10 @@ def _eval_command() -> click.Command:
     @click.option("--class", "cls", default=None, help="Class name (default: the model's).")
     @click.option("--score", "threshold", type=float, default=None,
                   help="Score threshold (default: min(model threshold, -1)).")
+    @engine_options
     def eval_cmd(voc: str, model_path: str, split: str, cls: str | None,
-                 threshold: float | None) -> None:
+                 threshold: float | None, workers: int, engine: str,
+                 address: str | None) -> None:
         from rich.console import Console
         from rich.progress import Progress
 
@@ -172,7 +181,8 @@ def _eval_command() -> click.Command:
         with Progress(console=Console(stderr=True)) as bar:
             task = bar.add_task(f"detecting {model.name}", total=None)
             res = evaluate(model, voc, split, cls, threshold,
-                           progress=lambda d, t: bar.update(task, completed=d, total=t))
+                           progress=lambda d, t: bar.update(task, completed=d, total=t),
+                           workers=workers, engine=engine, address=address)
         click.echo(f"{res.cls} on {res.split}: AP {res.ap:.4f}  ({res.images} images, "
                    f"{res.ground_truth} objects, {res.detections} detections, "
                    f"{res.seconds:.1f} s)")

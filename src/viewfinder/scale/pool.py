@@ -191,12 +191,16 @@ class Pool:
         except (EOFError, OSError):
             return None
 
-    def run(self, units: Sequence[Any], retries: int | Callable[[Any], int] = 1
-            ) -> Iterator[tuple[str, int, Any]]:
+    def run(self, units: Sequence[Any], retries: int | Callable[[Any], int] = 1,
+            keep: bool = False) -> Iterator[tuple[str, int, Any]]:
         """Run every unit; yield events as they happen (any order across units):
         ``("ready", worker, thread_report)``, ``("part", i, payload)``,
         ``("done", i, result)``, ``("retry", i, reason)`` (partial results of unit
         ``i`` start over) and ``("lost", i, reason)``.
+
+        With ``keep``, the workers stay up after the last unit for the next ``run``
+        (their state built once); a run that ends early (an error, the caller
+        stopping) still closes them: no unit of it is left in flight.
 
         Raises:
             WorkerError: no worker could start.
@@ -208,8 +212,9 @@ class Pool:
         finished: set[int] = set()
         head = 0
         restarts = 2 * self.workers + len(units) // 10
+        done = False
         try:
-            for _ in range(1 if self.stagger else self.workers):
+            for _ in range((1 if self.stagger else self.workers) - len(self._live)):
                 self._start()
             while len(finished) < len(units):
                 while head in finished:
@@ -224,8 +229,10 @@ class Pool:
                         self._start()
                     self.stagger = False
                 restarts = self._replace(restarts, pending, len(finished) < len(units))
+            done = True
         finally:
-            self.close()
+            if not (keep and done):
+                self.close()
 
     def _dispatch(self, units: Sequence[Any], pending: deque[int], head: int) -> None:
         for worker in self._live:

@@ -76,16 +76,30 @@ def detect_image(model: TrainModel | Model, image: np.ndarray, threshold: float 
                       (dm.name,))
 
 
-def _evaluate_image(model: Model, voc: VOCDataset, image_id: str, thr: float, cls: str,
-                    ev: VOCEvaluator) -> int:
-    dets = detect_image(model, voc.read_image(image_id), thr)
-    ev.process(image_id, Detections(dets.boxes, dets.scores, dets.class_ids, (cls,)))
-    return len(dets)
+@dataclass(frozen=True)
+class _DetectSetup:
+    """A worker's state for :func:`evaluate`: the dataset reader and the exported model."""
+
+    voc_root: str
+    split: str
+    cls: str
+    model: Model
+
+    def __call__(self) -> tuple[VOCDataset, Model]:
+        return VOCDataset(self.voc_root, self.split, classes=[self.cls]), self.model
+
+
+def _detect_unit(state: tuple[VOCDataset, Model], unit: tuple[str, float]) -> Detections:
+    """Detections of one image (a mapper unit: ``(image_id, threshold)``)."""
+    voc, model = state
+    image_id, thr = unit
+    return detect_image(model, voc.read_image(image_id), thr)
 
 
 def evaluate(model: TrainModel, voc_root: str | os.PathLike[str], split: str = "test",
              cls: str | None = None, threshold: float | None = None,
-             progress: Callable[[int, int], None] | None = None) -> EvalResult:
+             progress: Callable[[int, int], None] | None = None, *, workers: int = 0,
+             engine: str = "pool", address: str | None = None) -> EvalResult:
     """Devkit AP (VOC2007 11-point) of ``model`` on a split.
 
     Args:
@@ -96,17 +110,27 @@ def evaluate(model: TrainModel, voc_root: str | os.PathLike[str], split: str = "
         threshold: Detection threshold (default: ``min(model.thresh, -1.0)``, low enough
             for a full precision/recall curve).
         progress: Optional ``callback(done, total)`` per image.
+        workers: Processes (or Ray actors) detecting; the detections are scored here in
+            image order, so the AP is the serial run's.
+        engine: ``"pool"`` or ``"ray"``.
+        address: Ray cluster (None: a local Ray is started).
     """
+    from viewfinder.scale.mapper import open_mapper
+
     cls = cls or model.name
     voc = VOCDataset(voc_root, split, classes=[cls])
     thr = min(model.thresh, -1.0) if threshold is None else threshold
     ev = VOCEvaluator(voc, classes=[cls])
     t0, n_det = time.perf_counter(), 0
-    dm = model.to_model()
-    for k, image_id in enumerate(voc):
-        n_det += _evaluate_image(dm, voc, image_id, thr, cls, ev)
-        if progress is not None:
-            progress(k + 1, len(voc))
+    setup = _DetectSetup(str(voc.root), split, cls, model.to_model())
+    units = [(image_id, thr) for image_id in voc]
+    with open_mapper(_detect_unit, setup, workers=workers, engine=engine,
+                     address=address) as mapper:
+        for k, ((image_id, _), dets) in enumerate(zip(units, mapper.map(units), strict=True)):
+            ev.process(image_id, Detections(dets.boxes, dets.scores, dets.class_ids, (cls,)))
+            n_det += len(dets)
+            if progress is not None:
+                progress(k + 1, len(voc))
     res = ev.evaluate()[cls]
     out = EvalResult(cls, split, float(res.ap), len(voc), int(res.npos), n_det,
                      time.perf_counter() - t0)

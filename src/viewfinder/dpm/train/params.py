@@ -129,7 +129,8 @@ PARAM_NOTES: dict[str, str] = {
     "latent_iters_root": "rel4 pascal_train.m: latent rounds for the merged roots",
     "latent_iters_parts": "rel4 pascal_train.m: latent rounds after parts (8 there; 4 here)",
     "neg_rounds": "rel5 train.m negiters: hard-negative mining rounds per latent round",
-    "max_neg_per_image": "0 = no cap: rel5 mines every window above -1.002 (the cache bounds it)",
+    "max_neg_per_image": "0 = each image's share of the cache (capacity / negative images), "
+                         "hardest first (rel5 det_limit: room left / images in a batch)",
     "neg_margin": "rel5 train.m: mine negatives scoring above -1.002",
     "cache_examples": "rel5 train.m max_num examples in the feature cache",
     "cache_bytes": "rel4 train.m bytelimit 3e8 for the feature cache",

@@ -41,18 +41,20 @@ from viewfinder.dpm.train.data import (
     split_by_aspect,
     warped_set,
 )
+from viewfinder.dpm.train.mining import (
+    BoxResult,
+    ImageUnit,
+    NegativeWindow,
+    SearchSetup,
+    model_token,
+    search_image,
+    window_limit,
+)
 from viewfinder.dpm.train.model import StarComponent, TrainModel
 from viewfinder.dpm.train.params import TrainParams
 from viewfinder.dpm.train.parts import add_parts, fit_regressor, regression_inputs
 from viewfinder.dpm.train.rundir import RunDir
-from viewfinder.dpm.train.search import (
-    PyramidCache,
-    best_placements,
-    entries_of,
-    hard_negatives,
-    part_boxes,
-)
-from viewfinder.errors import ViewfinderError
+from viewfinder.errors import ConfigError, ViewfinderError
 from viewfinder.fileio import atomic_write_text
 
 __all__ = ["STAGES", "RunResult", "train"]
@@ -86,8 +88,14 @@ class RunResult:
 
 def train(voc_root: str | os.PathLike[str], cls: str, out: str | os.PathLike[str],
           params: TrainParams | None = None, split: str = "train",
-          progress: Progress | None = None) -> RunResult:
+          progress: Progress | None = None, *, workers: int = 0, engine: str = "pool",
+          address: str | None = None, until: str | None = None) -> RunResult:
     """Train a DPM for ``cls`` on a VOC split, resuming a run directory if it exists.
+
+    The per-image searches (hard-negative mining, latent relabelling, box regression
+    and threshold placements) run on ``workers`` processes (``engine="pool"``) or Ray
+    actors (``engine="ray"``); their results are used in image order, so the model is
+    the serial run's (:mod:`viewfinder.dpm.train.mining`).
 
     Args:
         voc_root: VOC-layout directory.
@@ -96,21 +104,33 @@ def train(voc_root: str | os.PathLike[str], cls: str, out: str | os.PathLike[str
         params: Training parameters (voc-release defaults).
         split: Image set to train on.
         progress: Optional callback ``progress(stage, info)``.
+        workers: Processes or actors for the searches (<= 1 with the pool: this process).
+        engine: ``"pool"`` or ``"ray"``.
+        address: Ray cluster (None: a local Ray is started).
+        until: Stop after this stage (one of :data:`STAGES`); a later call without it
+            resumes from there.
 
     Returns:
         The final model, seconds per stage and objective history.
 
     Raises:
         DatasetError: no positives for ``cls`` (or the VOC set is unusable).
-        ConfigError: ``out`` holds a run with other parameters.
+        ConfigError: ``out`` holds a run with other parameters, or ``until`` is not a stage.
     """
+    from viewfinder.scale.mapper import open_mapper
+
+    if until is not None and until not in STAGES:
+        raise ConfigError(f"until {until!r}: expected one of {', '.join(STAGES)}")
     params = params or TrainParams()
     voc = VOCDataset(voc_root, split)
     fresh = not Path(out).exists()
     run = RunDir(out, params, cls, split)
+    setup = SearchSetup(str(voc.root), split, params.sbin, params.interval,
+                        params.pyramid_cache_mb * 1_000_000)
     try:
-        with run.logging_to_file():
-            return _Trainer(voc, cls, run, params, progress).run()
+        with run.logging_to_file(), open_mapper(search_image, setup, workers=workers,
+                                                engine=engine, address=address) as mapper:
+            return _Trainer(voc, cls, run, params, progress, mapper).run(until)
     except ViewfinderError:
         if fresh and not run.state["finished"]:  # leave no partial run behind
             shutil.rmtree(run.path, ignore_errors=True)
@@ -119,12 +139,16 @@ def train(voc_root: str | os.PathLike[str], cls: str, out: str | os.PathLike[str
 
 class _Trainer:
     def __init__(self, voc: VOCDataset, cls: str, run: RunDir, params: TrainParams,
-                 progress: Progress | None) -> None:
+                 progress: Progress | None, mapper: Any) -> None:
         self.voc, self.cls, self.run_dir, self.p = voc, cls, run, params
         self.progress = progress or (lambda stage, info: None)
         self.rng = np.random.default_rng(params.seed)
         self.data: TrainingData | None = None
-        self.pyramids: PyramidCache | None = None
+        self.mapper = mapper
+        #: Where the next mining round starts in the negative images (voc-release5
+        #: ``neghard``'s ``negpos``: a round that stops with the cache full resumes
+        #: after the last image it mined, so every negative image gets its turn).
+        self.negpos = 0
         self.history: list[float] = []
         self._solved: tuple[int, int, np.ndarray] | None = None  # cache, version, w
         self.solves: list[dict[str, Any]] = []
@@ -132,10 +156,11 @@ class _Trainer:
 
     # ------------------------------------------------------------------ driver
 
-    def run(self) -> RunResult:
+    def run(self, until: str | None = None) -> RunResult:
         model: TrainModel | None = None
         resumed = None
-        for stage in STAGES:
+        stages = STAGES[:STAGES.index(until) + 1] if until else STAGES
+        for stage in stages:
             if self.run_dir.finished(stage):
                 resumed = stage
                 continue
@@ -154,7 +179,7 @@ class _Trainer:
             logger.info("stage %s finished in %.1f s (%.1f s CPU)", stage, seconds,
                         self.cpu[stage])
             self.progress(stage, {"done": True, "seconds": seconds})
-        final = model if model is not None else self._load("final")
+        final = model if model is not None else self._load(stages[-1])
         st = self.run_dir.state
         return RunResult(self.run_dir.path, final, dict(st["seconds"]), dict(st["objective"]),
                          resumed, dict(self.cpu), list(self.solves))
@@ -169,13 +194,6 @@ class _Trainer:
             path = self.run_dir.file("data.json")
             self.data = TrainingData.from_dict(json.loads(path.read_text(encoding="utf-8")))
         return self.data
-
-    def _pyr(self, model: TrainModel, image_id: str):
-        pad = model.padding
-        if self.pyramids is None or self.pyramids.pad != pad:
-            self.pyramids = PyramidCache(self.voc, self.p.sbin, self.p.interval, pad,
-                                         self.p.pyramid_cache_mb * 1_000_000)
-        return self.pyramids.get(image_id)
 
     # ------------------------------------------------------------------ stages
 
@@ -230,13 +248,13 @@ class _Trainer:
 
     def _stage_bbox(self, model: TrainModel) -> TrainModel:
         samples: dict[int, list] = {c: [] for c in range(len(model.components))}
-        for image_id, boxes, pls_per_box in self._placements(model, self.p.bbox_min_overlap):
-            pyr = self._pyr(model, image_id)
-            for box, pls in zip(boxes, pls_per_box, strict=True):
-                if pls:
-                    pl = max(pls, key=lambda q: q.score)
+        for _image_id, boxes, results in self._placements(model, self.p.bbox_min_overlap,
+                                                          features=False):
+            for box, res in zip(boxes, results, strict=True):
+                if res.best is not None:
+                    pl = res.best
                     samples[pl.component].append(
-                        (regression_inputs(pl.box, part_boxes(model, pyr, pl), pl.flip), pl.box,
+                        (regression_inputs(pl.box, res.best_parts, pl.flip), pl.box,
                          np.array(box), pl.flip))
         for c, rows in samples.items():
             if not rows:
@@ -250,9 +268,10 @@ class _Trainer:
         return model
 
     def _stage_final(self, model: TrainModel) -> TrainModel:
-        scores = [max(q.score for q in pls)
-                  for _, _, per_box in self._placements(model, self.p.min_overlap)
-                  for pls in per_box if pls]
+        scores = [res.best.score
+                  for _, _, results in self._placements(model, self.p.min_overlap,
+                                                        features=False)
+                  for res in results if res.best is not None]
         # Threshold: the score that keeps 95% of the training positives, at most -0.5.
         model.thresh = float(min(np.percentile(scores, 5), -0.5)) if scores else -0.5
         logger.info("final: threshold %.3f from %d positive scores", model.thresh, len(scores))
@@ -300,12 +319,11 @@ class _Trainer:
     def _latent_positives(self, model: TrainModel
                           ) -> tuple[list[tuple[str, int]], list[list[tuple[int, np.ndarray]]]]:
         keys, out, skipped = [], [], 0
-        for image_id, _boxes, pls_per_box in self._placements(model, self.p.min_overlap):
-            pyr = self._pyr(model, image_id)
-            for b, pls in enumerate(pls_per_box):
-                if pls:
+        for image_id, _boxes, results in self._placements(model, self.p.min_overlap):
+            for b, res in enumerate(results):
+                if res.placements:
                     keys.append((image_id, b))
-                    out.append(entries_of(model, pyr, pls))
+                    out.append(res.entries)
                 else:
                     skipped += 1
         if skipped:
@@ -314,38 +332,77 @@ class _Trainer:
                         self.p.min_overlap)
         return keys, out
 
-    def _placements(self, model: TrainModel, min_overlap: float):
-        """Yield ``(image_id, boxes, placements per box)`` for the positive images."""
+    def _placements(self, model: TrainModel, min_overlap: float, features: bool = True
+                    ) -> list[tuple[str, list, list[BoxResult]]]:
+        """``(image_id, boxes, one BoxResult per box)`` for every positive image."""
         by_image: dict[str, list] = {}
         for pos in self._training_data().positives:
             by_image.setdefault(pos.image_id, []).append(pos.box)
-        for n, (image_id, boxes) in enumerate(by_image.items()):
-            pyr = self._pyr(model, image_id)
-            yield image_id, boxes, best_placements(model, pyr, np.array(boxes), min_overlap,
-                                                   self.p.mirror)
-            self.progress("positives", {"mined": n + 1, "images": len(by_image)})
+        token = model_token(model)
+        units = [ImageUnit("positives", token, model, image_id, tuple(boxes), min_overlap,
+                           mirror=self.p.mirror, features=features)
+                 for image_id, boxes in by_image.items()]
+        out = []
+        for n, (unit, results) in enumerate(zip(units, self.mapper.map(units), strict=True)):
+            out.append((unit.image_id, list(unit.boxes), results))
+            self.progress("positives", {"mined": n + 1, "images": len(units)})
+        return out
 
     def _mine(self, model: TrainModel, cache: FeatureCache, stage: str) -> int:
-        added = 0
+        """One mining round over the negative images, from :attr:`negpos` on.
+
+        Images are searched a batch at a time (as many as the mapper has workers, twice
+        over) and their windows added in image order; after a solve (the cache was full)
+        the rest of the batch is searched again with the new model, as the serial run
+        would. So the cache, hence the model, does not depend on the number of workers.
+        """
         negatives = self._training_data().negatives
-        for n, image_id in enumerate(negatives):
-            pyr = self._pyr(model, image_id)
-            for pl in hard_negatives(model, pyr, self.p.neg_margin, self.p.max_neg_per_image,
-                                     self.p.mirror):
-                key = (image_id, pl.component, pl.flip, pl.level, pl.rx, pl.ry)
-                if cache.full:
-                    w = self._solve_cache(model, cache, stage)
-                    # A solve frees only a few places: mining on would solve again for
-                    # every handful of windows. Stop this round (voc-release: cache full).
-                    if cache.shrink(w, SHRINK_MARGIN) < max(1, cache.num_neg // 10):
-                        logger.warning("%s: cache full of hard negatives (%d); mining stops "
-                                       "for this round", stage, cache.num_neg)
-                        return added
-                added += cache.add_negative(key, pl.component,
-                                            entries_of(model, pyr, [pl])[0][1])
-            self.progress(stage, {"mined": n + 1, "images": len(negatives),
-                                  "cache": cache.num_neg, "positives": cache.num_pos})
+        n = len(negatives)
+        batch = 2 * self.mapper.workers if self.mapper.workers > 1 else 1
+        added, k = 0, 0
+        logger.info("%s: mining %d negative images from image %d (%s)", stage, n,
+                    self.negpos + 1, negatives[self.negpos] if n else "-")
+        while k < n:
+            order = [(self.negpos + j) % n for j in range(k, min(n, k + batch))]
+            token = model_token(model)
+            units = [self._negative_unit(model, token, negatives[i], cache) for i in order]
+            # The whole batch is searched before any of it is used: a solve while adding
+            # changes the model, and the workers must not see it half way.
+            for i, found in zip(order, list(self.mapper.map(units)), strict=True):
+                k += 1
+                step, stop = self._add_windows(model, cache, stage, found)
+                added += step
+                self.progress(stage, {"mined": k, "images": n, "cache": cache.num_neg,
+                                      "positives": cache.num_pos})
+                if stop:
+                    self.negpos = (i + 1) % n
+                    return added
+                if model_token(model) != token:  # solved: search the rest with the new model
+                    break
         return added
+
+    def _negative_unit(self, model: TrainModel, token: str, image_id: str,
+                       cache: FeatureCache) -> ImageUnit:
+        limit = window_limit(model, cache.max_examples, cache.max_bytes,
+                             len(self._training_data().negatives), self.p.max_neg_per_image)
+        return ImageUnit("negatives", token, model, image_id, threshold=self.p.neg_margin,
+                         limit=limit, mirror=self.p.mirror, features=True)
+
+    def _add_windows(self, model: TrainModel, cache: FeatureCache, stage: str,
+                     found: list[NegativeWindow]) -> tuple[int, bool]:
+        """Add one image's windows; returns ``(added, stop the round)``."""
+        added = 0
+        for key, component, features in found:
+            if cache.full:
+                w = self._solve_cache(model, cache, stage)
+                # A solve frees only a few places: mining on would solve again for
+                # every handful of windows. Stop this round (voc-release: cache full).
+                if cache.shrink(w, SHRINK_MARGIN) < max(1, cache.num_neg // 10):
+                    logger.warning("%s: cache full of hard negatives (%d); mining stops "
+                                   "for this round", stage, cache.num_neg)
+                    return added, True
+            added += cache.add_negative(key, component, features)
+        return added, False
 
     def _solve_cache(self, model: TrainModel, cache: FeatureCache, stage: str) -> np.ndarray:
         """Solve the cache from its last dual variables; not at all if nothing changed.
