@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from viewfinder.errors import ConfigError, WorkerError
-from viewfinder.scale.pool import Pool, _NoEmit
+from viewfinder.scale.pool import Pool, _NoEmit, in_order
 from viewfinder.scale.threads import pin_threads, share, thread_report
 
 __all__ = ["Mapper", "open_mapper"]
@@ -94,17 +94,7 @@ class _PoolMapper(Mapper):
         self.workers, self.threads = workers, self._pool.threads
 
     def map(self, units: Sequence[Any]) -> Iterator[Any]:
-        results: dict[int, Any] = {}
-        nxt = 0
-        for kind, index, payload in self._pool.run(units, 1, keep=True):
-            if kind == "lost":
-                raise WorkerError(f"unit {index} ({units[index]!r:.80}): the worker died on "
-                                  f"every try ({payload})")
-            if kind == "done":
-                results[index] = payload
-            while nxt in results:
-                yield results.pop(nxt)
-                nxt += 1
+        yield from in_order(self._pool.run(units, 1, keep=True), units)
 
     def threads_seen(self) -> list[dict[str, Any]]:
         return self._pool.threads_seen

@@ -346,20 +346,27 @@ def map_units(work: Callable[[Any, Any], Any], units: Sequence[Any], *, setup: A
             yield work(state, unit)
         return
     pool = Pool(_NoEmit(work), setup, workers, threads)
-    results: dict[int, Any] = {}
-    nxt = 0
     events = pool.run(units, retries)
     try:
-        for kind, index, payload in events:
-            if kind == "done":
-                results[index] = payload
-            elif kind == "lost":
-                if on_lost == "raise":
-                    raise WorkerError(f"unit {index} ({units[index]!r:.80}): the worker died "
-                                      f"on every try ({payload})")
-                results[index] = Lost(payload)
-            while nxt in results:
-                yield results.pop(nxt)
-                nxt += 1
+        yield from in_order(events, units, on_lost)
     finally:
         events.close()
+
+
+def in_order(events: Iterator[tuple[str, int, Any]], units: Sequence[Any],
+             on_lost: str = "raise") -> Iterator[Any]:
+    """The results of :meth:`Pool.run`'s events, in input order (see :func:`map_units`
+    for ``on_lost``)."""
+    results: dict[int, Any] = {}
+    nxt = 0
+    for kind, index, payload in events:
+        if kind == "done":
+            results[index] = payload
+        elif kind == "lost":
+            if on_lost == "raise":
+                raise WorkerError(f"unit {index} ({units[index]!r:.80}): the worker died "
+                                  f"on every try ({payload})")
+            results[index] = Lost(payload)
+        while nxt in results:
+            yield results.pop(nxt)
+            nxt += 1

@@ -359,13 +359,17 @@ class _Trainer:
         negatives = self._training_data().negatives
         n = len(negatives)
         batch = 2 * self.mapper.workers if self.mapper.workers > 1 else 1
+        limit = window_limit(model, cache.max_examples, cache.max_bytes, n,
+                             self.p.max_neg_per_image)
         added, k = 0, 0
         logger.info("%s: mining %d negative images from image %d (%s)", stage, n,
                     self.negpos + 1, negatives[self.negpos] if n else "-")
         while k < n:
             order = [(self.negpos + j) % n for j in range(k, min(n, k + batch))]
-            token = model_token(model)
-            units = [self._negative_unit(model, token, negatives[i], cache) for i in order]
+            token, version = model_token(model), model.version
+            units = [ImageUnit("negatives", token, model, negatives[i],
+                               threshold=self.p.neg_margin, limit=limit, mirror=self.p.mirror)
+                     for i in order]
             # The whole batch is searched before any of it is used: a solve while adding
             # changes the model, and the workers must not see it half way.
             for i, found in zip(order, list(self.mapper.map(units)), strict=True):
@@ -377,16 +381,9 @@ class _Trainer:
                 if stop:
                     self.negpos = (i + 1) % n
                     return added
-                if model_token(model) != token:  # solved: search the rest with the new model
+                if model.version != version:  # solved: search the rest with the new model
                     break
         return added
-
-    def _negative_unit(self, model: TrainModel, token: str, image_id: str,
-                       cache: FeatureCache) -> ImageUnit:
-        limit = window_limit(model, cache.max_examples, cache.max_bytes,
-                             len(self._training_data().negatives), self.p.max_neg_per_image)
-        return ImageUnit("negatives", token, model, image_id, threshold=self.p.neg_margin,
-                         limit=limit, mirror=self.p.mirror, features=True)
 
     def _add_windows(self, model: TrainModel, cache: FeatureCache, stage: str,
                      found: list[NegativeWindow]) -> tuple[int, bool]:
